@@ -1,0 +1,268 @@
+'use strict'
+// What every ferrosession store shares: express-session's callback contract (each callback
+// exactly once, a Promise when no callback is given), JSON in JS, expiry rules, strict expiry on
+// read, input checks, and the connect/disconnect events of the readiness switch.
+// Subclasses only translate their options and create the native core.
+
+const { Store } = require('express-session')
+const native = require('./native')
+const { invalidInput, storeError, CODES } = require('./errors')
+const { expiryOf, hasExpired } = require('./expiry')
+
+const noop = () => {}
+
+class NativeBackedStore extends Store {
+  /**
+   * @param {string} backend short name used in error messages (`redis`, `postgres`)
+   * @param {object} options the options shared by every store
+   */
+  constructor (backend, options = {}) {
+    super()
+    this._backend = backend
+    this.serializer = options.serializer || JSON
+    if (typeof this.serializer.stringify !== 'function' || typeof this.serializer.parse !== 'function') {
+      throw new TypeError(`ferrosession ${backend}: option serializer needs stringify and parse functions`)
+    }
+    this.disableTouch = Boolean(options.disableTouch)
+    this.maxSize = positiveOrUndefined(options.maxSize, 'maxSize', backend)
+    this.commandTimeout = positiveOrUndefined(options.commandTimeout, 'commandTimeout', backend) ?? 3000
+    this.connectTimeout = positiveOrUndefined(options.connectTimeout, 'connectTimeout', backend) ?? 5000
+    this._storeId = native.registerStore(this)
+    this._native = null // set by the subclass through _attach()
+    this._closed = false
+  }
+
+  _attach (core) {
+    this._native = core
+  }
+
+  // --- express-session's API ---------------------------------------------------------------
+
+  get (sid, cb) {
+    return this._run('get', cb, (done) => {
+      this._checkSid('get', sid)
+      this._call('get', (err, text) => {
+        if (err) return done(err)
+        if (text === null || text === undefined) return done(null, null)
+        this._parse('get', text, (err, sess) => {
+          if (err) return done(err)
+          done(null, hasExpired(sess) ? null : sess)
+        })
+      }, sid)
+    })
+  }
+
+  set (sid, sess, cb) {
+    return this._run('set', cb, (done) => {
+      this._checkSid('set', sid)
+      this._write('set', sid, sess, done)
+    })
+  }
+
+  touch (sid, sess, cb) {
+    return this._run('touch', cb, (done) => {
+      this._checkSid('touch', sid)
+      if (this.disableTouch) return process.nextTick(done, null)
+      this._write('touch', sid, sess, done)
+    })
+  }
+
+  destroy (sid, cb) {
+    return this._run('destroy', cb, (done) => {
+      this._checkSid('destroy', sid)
+      this._call('destroy', (err) => done(err), sid)
+    })
+  }
+
+  /** Every live session, each with its `id` (connect-redis's shape). */
+  all (cb) {
+    return this._run('all', cb, (done) => {
+      this._call('all', (err, flat) => {
+        if (err) return done(err)
+        this._parseAll(flat, done)
+      })
+    })
+  }
+
+  ids (cb) {
+    return this._run('ids', cb, (done) => this._call('ids', done))
+  }
+
+  length (cb) {
+    return this._run('length', cb, (done) => this._call('length', done))
+  }
+
+  clear (cb) {
+    return this._run('clear', cb, (done) => this._call('clear', done))
+  }
+
+  // --- lifecycle ---------------------------------------------------------------------------
+
+  /** Resolves once the backend has answered a round trip (for apps that want to wait). */
+  ready (cb) {
+    return this._run('ready', cb, (done) => this._call('ping', (err) => done(err)))
+  }
+
+  /** Releases connections and timers; afterwards the process can exit on its own. */
+  close (cb) {
+    return this._run('close', cb, (done) => {
+      if (this._closed) return process.nextTick(done, null)
+      this._closed = true
+      this._beforeClose()
+      native.unregisterStore(this._storeId)
+      this._call('close', (err) => done(err))
+    })
+  }
+
+  /** Subclasses stop their timers here. */
+  _beforeClose () {}
+
+  _onBackendEvent (name, reason) {
+    if (name === 'disconnect') this.emit('disconnect', storeError('ESESSION_UNAVAILABLE', reason))
+    else this.emit(name)
+  }
+
+  // --- plumbing ----------------------------------------------------------------------------
+
+  /**
+   * Runs `start(done)`; `done` reaches the callback exactly once. Without a callback, returns a
+   * Promise that is already marked handled: express-session calls `destroy(sid)` without one,
+   * and a backend error there must not become an unhandled rejection that kills the process.
+   */
+  _run (op, cb, start) {
+    if (typeof cb === 'function') {
+      this._start(op, start, cb)
+      return undefined
+    }
+    const promise = new Promise((resolve, reject) => {
+      this._start(op, start, (err, value) => (err ? reject(err) : resolve(value)))
+    })
+    promise.catch(noop)
+    return promise
+  }
+
+  _start (op, start, cb) {
+    let called = false
+    const done = (err, value) => {
+      if (called) return
+      called = true
+      cb(err, value)
+    }
+    try {
+      start(done)
+    } catch (err) {
+      if (called) throw err // the user's callback threw: not ours to swallow
+      process.nextTick(done, this._asStoreError(op, err))
+    }
+  }
+
+  /** Calls the native method `method(id, ...args)` with `done` registered under `id`. */
+  _call (method, done, ...args) {
+    if (this._native === null) throw invalidInput(this._backend, method, 'the store is not initialised')
+    const id = native.request(done)
+    try {
+      this._native[method](id, ...args)
+    } catch (err) {
+      native.cancel(id)
+      throw err
+    }
+  }
+
+  _write (op, sid, sess, done) {
+    const text = this._stringify(op, sess)
+    let expiry
+    try {
+      expiry = expiryOf(sess, this._expiryOptions())
+    } catch (err) {
+      throw invalidInput(this._backend, op, err.message)
+    }
+    // A session whose cookie has already expired is deleted, not written (connect-redis's rule).
+    if (expiry !== null && expiry.ttlSecs <= 0) return this._call('destroy', (err) => done(err), sid)
+    const at = expiry === null ? undefined : expiry.atMs
+    const ttl = expiry === null ? undefined : expiry.ttlSecs
+    this._call(op, (err) => done(err), sid, text, at, ttl)
+  }
+
+  /** Subclasses return `{ ttl, disableTTL }`. */
+  _expiryOptions () {
+    return { ttl: this.ttl, disableTTL: false }
+  }
+
+  _stringify (op, sess) {
+    let text
+    try {
+      text = this.serializer.stringify(sess)
+    } catch (err) {
+      throw invalidInput(this._backend, op, `the session cannot be serialised: ${err.message}`)
+    }
+    if (typeof text !== 'string') {
+      throw invalidInput(this._backend, op, `the serializer returned ${typeof text}, not a string`)
+    }
+    if (this.maxSize !== undefined && text.length * 3 > this.maxSize && Buffer.byteLength(text) > this.maxSize) {
+      throw invalidInput(this._backend, op, `the serialised session is ${Buffer.byteLength(text)} bytes, over maxSize ${this.maxSize}`)
+    }
+    return text
+  }
+
+  /** `serializer.parse` may be synchronous or return a Promise (connect-redis allows both). */
+  _parse (op, text, done) {
+    let result
+    try {
+      result = this.serializer.parse(text)
+    } catch (err) {
+      return done(invalidInput(this._backend, op, `the stored session cannot be parsed: ${err.message}`))
+    }
+    if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+      result.then((sess) => done(null, sess),
+        (err) => done(invalidInput(this._backend, op, `the stored session cannot be parsed: ${err && err.message}`)))
+    } else {
+      done(null, result)
+    }
+  }
+
+  _parseAll (flat, done) {
+    const sessions = []
+    let waiting = flat.length / 2
+    let failed = false
+    if (waiting === 0) return done(null, sessions)
+    for (let i = 0; i < flat.length; i += 2) {
+      const sid = flat[i]
+      this._parse('all', flat[i + 1], (err, sess) => {
+        if (failed) return
+        if (err) {
+          failed = true
+          return done(err)
+        }
+        if (sess && typeof sess === 'object' && !hasExpired(sess)) {
+          sess.id = sid
+          sessions.push(sess)
+        }
+        if (--waiting === 0) done(null, sessions)
+      })
+    }
+  }
+
+  _checkSid (op, sid) {
+    if (typeof sid !== 'string') {
+      throw invalidInput(this._backend, op, `the session id must be a string, got ${sid === null ? 'null' : typeof sid}`)
+    }
+  }
+
+  _asStoreError (op, err) {
+    if (err && typeof err.code === 'string' && err.code.startsWith('ESESSION_')) return err
+    const wrapped = invalidInput(this._backend, op, err && err.message ? err.message : String(err))
+    if (this._closed) wrapped.code = CODES.closed
+    wrapped.cause = err
+    return wrapped
+  }
+}
+
+function positiveOrUndefined (value, name, backend) {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new TypeError(`ferrosession ${backend}: option ${name} must be a positive number, got ${String(value)}`)
+  }
+  return value
+}
+
+module.exports = { NativeBackedStore }

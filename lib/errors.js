@@ -1,0 +1,21 @@
+'use strict'
+// Errors reach callbacks as plain `Error`s with a `code` (never ENOENT, which express-session
+// would silently treat as "no session") and a message naming backend, operation and reason.
+
+const CODES = {
+  invalid: 'ESESSION_INVALID',
+  closed: 'ESESSION_CLOSED'
+}
+
+function storeError (code, message) {
+  const err = new Error(message)
+  err.code = code
+  return err
+}
+
+/** Bad input refused on the JS side, before anything is sent to storage. */
+function invalidInput (backend, op, reason) {
+  return storeError(CODES.invalid, `ferrosession ${backend} ${op}: ${reason}`)
+}
+
+module.exports = { storeError, invalidInput, CODES }

@@ -1,0 +1,118 @@
+'use strict'
+// PostgresStore: connect-pg-simple 10's options, table and statements, with pooling and the
+// protocol in Rust. Connection settings come, in connect-pg-simple's order, from `pool` (an
+// existing pg.Pool), `pgPromise`, `conObject`, `conString`, `DATABASE_URL`, then libpq's PG*
+// environment variables; the store reads them and connects natively.
+
+const { NativeBackedStore } = require('./base-store')
+const { binding, dispatcher } = require('./native')
+const { normaliseTtl } = require('./expiry')
+
+const DEFAULT_PRUNE_SECONDS = 900
+
+class PostgresStore extends NativeBackedStore {
+  constructor (options = {}) {
+    super('postgres', options)
+    const connection = connectionOf(options)
+    let { schemaName, tableName } = options
+    // connect-pg-simple's legacy spelling `schema"."table` in tableName.
+    if (!schemaName && typeof tableName === 'string' && tableName.includes('"."')) {
+      [schemaName, tableName] = tableName.split('"."')
+    }
+    this.schemaName = schemaName || undefined
+    this.tableName = tableName || 'session'
+    this.ttl = normaliseTtl(options.ttl, 'postgres')
+    this.errorLog = typeof options.errorLog === 'function' ? options.errorLog : console.error.bind(console)
+    this.pruneSessionInterval = options.pruneSessionInterval === false
+      ? false
+      : (options.pruneSessionInterval ?? DEFAULT_PRUNE_SECONDS) * 1000
+    this.pruneSessionRandomizedInterval = typeof options.pruneSessionRandomizedInterval === 'function'
+      ? options.pruneSessionRandomizedInterval
+      : options.pruneSessionRandomizedInterval === false ? (ms) => ms : (ms) => Math.ceil(ms / 2 + ms * Math.random())
+    this._pruneTimer = null
+    this._attach(binding.NativeStore.postgres(dispatcher, this._storeId, {
+      ...connection,
+      schemaName: this.schemaName,
+      tableName: this.tableName,
+      createTableIfMissing: Boolean(options.createTableIfMissing),
+      poolSize: connection.poolSize ?? options.poolSize,
+      connectTimeoutMs: Math.ceil(this.connectTimeout),
+      commandTimeoutMs: Math.ceil(this.commandTimeout),
+      statementTimeoutMs: options.statementTimeout ? Math.ceil(options.statementTimeout) : undefined
+    }))
+  }
+
+  /** connect-pg-simple's `"schema"."table"` reference. */
+  quotedTable () {
+    const q = (name) => '"' + String(name).replace(/"/g, '""') + '"'
+    return (this.schemaName ? q(this.schemaName) + '.' : '') + q(this.tableName)
+  }
+
+  /**
+   * Deletes expired rows now. Across processes one prune runs at a time (an advisory lock): a
+   * call that finds another process pruning leaves it to them and reports 0 removed.
+   */
+  pruneSessions (cb) {
+    return this._run('prune', cb, (done) => this._call('prune', (err, removed) => {
+      if (err) this.errorLog('Failed to prune sessions:', err)
+      done(err, removed < 0 ? 0 : removed)
+    }))
+  }
+
+  // connect-pg-simple arms pruning on first use, not in the constructor.
+  get (sid, cb) { this._armPrune(); return super.get(sid, cb) }
+  set (sid, sess, cb) { this._armPrune(); return super.set(sid, sess, cb) }
+  touch (sid, sess, cb) { this._armPrune(); return super.touch(sid, sess, cb) }
+  destroy (sid, cb) { this._armPrune(); return super.destroy(sid, cb) }
+
+  _armPrune () {
+    if (this._pruneTimer !== null || this.pruneSessionInterval === false || this._closed) return
+    const delay = this.pruneSessionRandomizedInterval(this.pruneSessionInterval)
+    this._pruneTimer = setTimeout(() => {
+      this.pruneSessions(() => {
+        this._pruneTimer = null
+        this._armPrune()
+      })
+    }, delay)
+    this._pruneTimer.unref()
+  }
+
+  _beforeClose () {
+    if (this._pruneTimer !== null) clearTimeout(this._pruneTimer)
+    this._pruneTimer = false // never re-armed after close
+  }
+}
+
+/** The connection settings of the first source present, in connect-pg-simple's order. */
+function connectionOf (options) {
+  if (options.pool) return fromPgConfig(options.pool.options || {})
+  if (options.pgPromise) {
+    const cn = options.pgPromise.$cn
+    return typeof cn === 'string' ? { connectionString: cn } : fromPgConfig(cn || {})
+  }
+  if (options.conObject) return fromPgConfig(options.conObject)
+  if (options.conString) return { connectionString: options.conString }
+  if (process.env.DATABASE_URL) return { connectionString: process.env.DATABASE_URL }
+  return fromPgConfig({
+    host: process.env.PGHOST,
+    port: process.env.PGPORT,
+    user: process.env.PGUSER || process.env.USER,
+    password: process.env.PGPASSWORD,
+    database: process.env.PGDATABASE
+  })
+}
+
+/** node-pg's config object (also a pg.Pool's `options`) to the native options. */
+function fromPgConfig (c) {
+  return {
+    connectionString: c.connectionString || undefined,
+    host: c.host || undefined,
+    port: c.port ? Number(c.port) : undefined,
+    user: c.user || undefined,
+    password: typeof c.password === 'string' ? c.password : undefined,
+    database: c.database || undefined,
+    poolSize: c.max || undefined
+  }
+}
+
+module.exports = { PostgresStore, connectionOf }

@@ -1,0 +1,30 @@
+'use strict'
+// sign/unsign, byte-identical to the npm cookie-signature (HMAC-SHA256, base64 without `=`),
+// with its TypeErrors. The MAC and the constant-time comparison run in Rust; the value is joined
+// in JS so that any string, even one UTF-8 cannot represent, comes back exactly as given.
+
+const { binding } = require('./native')
+
+function key (secret) {
+  if (typeof secret === 'string' || Buffer.isBuffer(secret)) return secret
+  if (ArrayBuffer.isView(secret)) return Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
+  if (secret && secret.type === 'secret' && typeof secret.export === 'function') return secret.export()
+  throw new TypeError('Secret key must be a string, a Buffer or a TypedArray.')
+}
+
+function sign (val, secret) {
+  if (typeof val !== 'string') throw new TypeError('Cookie value must be provided as a string.')
+  if (secret == null) throw new TypeError('Secret key must be provided.')
+  return val + '.' + binding.signature(val, key(secret))
+}
+
+/** Returns the value, or false. `secret` may be an array: tried in order, for key rotation. */
+function unsign (input, secret) {
+  if (typeof input !== 'string') throw new TypeError('Signed cookie string must be provided.')
+  if (secret == null) throw new TypeError('Secret key must be provided.')
+  const secrets = Array.isArray(secret) ? secret.map(key) : [key(secret)]
+  if (secrets.length === 0) throw new TypeError('Secret key must be provided.')
+  return binding.matchingSecret(input, secrets) >= 0 ? input.slice(0, input.lastIndexOf('.')) : false
+}
+
+module.exports = { sign, unsign }

@@ -1,0 +1,89 @@
+//! One error type for every backend. Backends classify what went wrong (`ErrorKind`); the
+//! dispatcher adds which backend and which operation, so every JS `Error` says all three.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+  /// The server could not be reached or the connection broke: the store goes "disconnected".
+  Unavailable,
+  /// No answer within `commandTimeout` (or no pooled connection within it).
+  Timeout,
+  /// The server answered with an error (bad SQL, wrong type, permissions, ...).
+  Backend,
+  /// The caller handed us something we refuse before touching storage.
+  Invalid,
+  /// A Rust panic, caught before it could cross the N-API boundary.
+  Panic,
+  /// The store was closed.
+  Closed,
+}
+
+impl ErrorKind {
+  /// The `err.code` JS sees. Never `ENOENT`: express-session treats that as "no session".
+  pub fn code(self) -> &'static str {
+    match self {
+      ErrorKind::Unavailable => "ESESSION_UNAVAILABLE",
+      ErrorKind::Timeout => "ESESSION_TIMEOUT",
+      ErrorKind::Backend => "ESESSION_BACKEND",
+      ErrorKind::Invalid => "ESESSION_INVALID",
+      ErrorKind::Panic => "ESESSION_PANIC",
+      ErrorKind::Closed => "ESESSION_CLOSED",
+    }
+  }
+
+  /// Whether this error says the backend is down, which flips the store to "disconnected".
+  pub fn is_outage(self) -> bool {
+    matches!(self, ErrorKind::Unavailable | ErrorKind::Timeout)
+  }
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendError {
+  pub kind: ErrorKind,
+  pub detail: String,
+}
+
+impl BackendError {
+  pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
+    Self { kind, detail: detail.into() }
+  }
+  pub fn unavailable(detail: impl fmt::Display) -> Self {
+    Self::new(ErrorKind::Unavailable, detail.to_string())
+  }
+  pub fn backend(detail: impl fmt::Display) -> Self {
+    Self::new(ErrorKind::Backend, detail.to_string())
+  }
+  pub fn invalid(detail: impl Into<String>) -> Self {
+    Self::new(ErrorKind::Invalid, detail)
+  }
+
+  /// The message JS shows: `ferrosession redis get: connection refused (os error 111)`.
+  pub fn message(&self, backend: &str, op: &str) -> String {
+    format!("ferrosession {backend} {op}: {}", self.detail)
+  }
+}
+
+impl fmt::Display for BackendError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "{} ({})", self.detail, self.kind.code())
+  }
+}
+
+impl std::error::Error for BackendError {}
+
+pub type BackendResult<T> = Result<T, BackendError>;
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn message_names_backend_operation_and_reason() {
+    let e = BackendError::unavailable("connection refused");
+    assert_eq!(e.message("redis", "get"), "ferrosession redis get: connection refused");
+    assert_eq!(e.kind.code(), "ESESSION_UNAVAILABLE");
+    assert!(e.kind.is_outage());
+    assert!(!BackendError::backend("syntax").kind.is_outage());
+  }
+}

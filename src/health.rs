@@ -1,0 +1,66 @@
+//! Connection state and the `connect`/`disconnect` events express-session's readiness switch
+//! listens to. Rules (shared/docs/decisions.md): `disconnect` when an outage is seen; `connect`
+//! only after a `disconnect` this store emitted, never for the first connection. After a
+//! `disconnect` a probe loop pings the backend until it answers, so the store comes back by
+//! itself even when express-session has stopped sending it requests.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::backend::Backend;
+use crate::dispatch::Sender;
+
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+pub struct Health {
+  store_id: u32,
+  sender: Sender,
+  down: AtomicBool,
+  closed: AtomicBool,
+}
+
+impl Health {
+  pub fn new(store_id: u32, sender: Sender) -> Arc<Self> {
+    Arc::new(Self { store_id, sender, down: AtomicBool::new(false), closed: AtomicBool::new(false) })
+  }
+
+  pub fn is_closed(&self) -> bool {
+    self.closed.load(Ordering::Acquire)
+  }
+
+  pub fn close(&self) {
+    self.closed.store(true, Ordering::Release);
+  }
+
+  /// A request succeeded: if we had announced an outage, announce the recovery.
+  pub fn saw_success(&self) {
+    if self.down.swap(false, Ordering::AcqRel) && !self.is_closed() {
+      self.sender.event(self.store_id, "connect", String::new());
+    }
+  }
+
+  /// A request met an outage: announce it once and start probing until the backend is back.
+  pub fn saw_outage(self: &Arc<Self>, backend: &Arc<dyn Backend>, reason: String) {
+    if self.is_closed() || self.down.swap(true, Ordering::AcqRel) {
+      return;
+    }
+    self.sender.event(self.store_id, "disconnect", reason);
+    let health: Weak<Self> = Arc::downgrade(self);
+    let backend: Weak<dyn Backend> = Arc::downgrade(backend);
+    napi::bindgen_prelude::spawn(async move {
+      loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        // Stop when the store is gone or closed: the probe must not keep anything alive.
+        let (Some(health), Some(backend)) = (health.upgrade(), backend.upgrade()) else { return };
+        if health.is_closed() || !health.down.load(Ordering::Acquire) {
+          return;
+        }
+        if backend.ping().await.is_ok() {
+          health.saw_success();
+          return;
+        }
+      }
+    });
+  }
+}

@@ -1,0 +1,106 @@
+//! cookie-signature's scheme: `value + "." + base64(HMAC-SHA256(secret, value))` without `=`
+//! padding. JS checks argument types (to throw cookie-signature's exact TypeErrors) and joins
+//! the value to the signature, so strings JS cannot round-trip through UTF-8 stay byte-identical.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use napi::bindgen_prelude::{Buffer, Either};
+use napi_derive::napi;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+type Secret = Either<String, Buffer>;
+
+fn secret_bytes(secret: &Secret) -> &[u8] {
+  match secret {
+    Either::A(s) => s.as_bytes(),
+    Either::B(b) => b.as_ref(),
+  }
+}
+
+/// The 43-character signature of `value` (HMAC keys of any length are valid, so this cannot fail).
+pub fn signature(value: &[u8], secret: &[u8]) -> String {
+  let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
+    Ok(mac) => mac,
+    Err(_) => return String::new(), // invariant: HMAC accepts any key length
+  };
+  mac.update(value);
+  STANDARD_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
+/// Whether `input` is exactly `value + "." + signature(value)` for one of `secrets`, compared in
+/// constant time; returns the index of the matching secret or -1.
+pub fn matching_secret(input: &[u8], secrets: &[&[u8]]) -> i32 {
+  let Some(dot) = input.iter().rposition(|&b| b == b'.') else { return -1 };
+  let value = &input[..dot];
+  let mut found = -1;
+  for (i, secret) in secrets.iter().enumerate() {
+    let expected = signature(value, secret);
+    let candidate = &input[dot + 1..];
+    // Lengths are public (always 43 for a valid signature); the bytes are compared in constant time.
+    let same = candidate.len() == expected.len() && bool::from(candidate.ct_eq(expected.as_bytes()));
+    if same && found < 0 {
+      found = i as i32;
+    }
+  }
+  found
+}
+
+#[napi(catch_unwind, js_name = "signature")]
+pub fn signature_js(value: String, secret: Secret) -> String {
+  signature(value.as_bytes(), secret_bytes(&secret))
+}
+
+#[napi(catch_unwind, js_name = "matchingSecret")]
+pub fn matching_secret_js(input: String, secrets: Vec<Secret>) -> i32 {
+  let keys: Vec<&[u8]> = secrets.iter().map(secret_bytes).collect();
+  matching_secret(input.as_bytes(), &keys)
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn sign(v: &str, s: &[u8]) -> String {
+    format!("{v}.{}", signature(v.as_bytes(), s))
+  }
+
+  #[test]
+  fn matches_cookie_signature_vectors() {
+    // shared/docs/store-contract.md §2.2, produced by cookie-signature 1.0.7 and 1.2.2.
+    assert_eq!(sign("hello", b"tobiiscool"), "hello.DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI");
+    assert_eq!(sign("", b"tobiiscool"), ".vSL46q0CTANPH45to/hQj/srOUhYSCmMElOFMnD4QOk");
+    assert_eq!(sign("abc.def", b"secret"), "abc.def.bw6MfpI6W0A40NkeJEdmGA2Kgk83mtWOBZyYtoLzRuA");
+    assert_eq!(
+      sign("héllo wörld ☃", b"keyboard cat"),
+      "héllo wörld ☃.8z4vXsTC9P7WGyJU+EoIRpNio4yTuwqmLQBg9Vkq8lI"
+    );
+    assert_eq!(sign("hello", "clé secrète ☃".as_bytes()), "hello.r80JISSWXVDdtJzHtfKO1mabanSbzZ+9PsbQkXHnp7w");
+    let raw = [0x00u8, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
+    assert_eq!(sign("hello", &raw), "hello.JVg0BbNb1kpvjQgpxnajty2wZ+uA7fPbo6QF1m3HqU4");
+    assert_eq!(sign("hello", "x".repeat(100).as_bytes()), "hello.udqO6oqYWWni6ehcYtVwDG9j0PYUlLqmCKmBNumK3b0");
+    assert_eq!(sign("x", b""), "x.TLyWCZpkZ84AJGHxBUm0iYJl6+YYi0XvrMRCk1FuYsQ");
+  }
+
+  #[test]
+  fn unsign_accepts_only_the_exact_signed_string() {
+    let good = "Zo8dYfHvFZCmLWRWlhXHjNBZdaSsl0sC.J1/gN9LiujZdKp0yB/9J86Yx5zf42sXSXmE0ZIpqYE4";
+    let cat: &[&[u8]] = &[b"keyboard cat"];
+    assert_eq!(matching_secret(good.as_bytes(), cat), 0);
+    for bad in [
+      "Zo8dYfHvFZCmLWRWlhXHjNBZdaSsl0sC.J1/gN9LiujZdKp0yB/9J86Yx5zf42sXSXmE0ZIpqYEA",
+      "Xo8dYfHvFZCmLWRWlhXHjNBZdaSsl0sC.J1/gN9LiujZdKp0yB/9J86Yx5zf42sXSXmE0ZIpqYE4",
+      "Zo8dYfHvFZCmLWRWlhXHjNBZdaSsl0sC.J1/gN9LiujZdKp0yB/9J86Yx5zf42sXSXmE0ZIpqYE4x",
+      "Zo8dYfHvFZCmLWRWlhXHjNBZdaSsl0sC.J1/gN9LiujZdKp0yB/9J86Yx5zf42sXSXmE0ZIpqYE4=",
+      "Zo8dYfHvFZCmLWRWlhXHjNBZdaSsl0sC.J1/gN9LiujZdKp0yB/9J86Yx5zf42sXSXmE0Z",
+      "Zo8dYfHvFZCmLWRWlhXHjNBZdaSsl0sC",
+    ] {
+      assert_eq!(matching_secret(bad.as_bytes(), cat), -1, "{bad}");
+    }
+    let nyan = "Zo8dYfHvFZCmLWRWlhXHjNBZdaSsl0sC.BosaH66nXO0Gw0QGogTLMAh0cka06uCTcBifkrmrMh0";
+    assert_eq!(matching_secret(nyan.as_bytes(), cat), -1);
+    assert_eq!(matching_secret(nyan.as_bytes(), &[b"keyboard cat", b"nyan cat"]), 1);
+    assert_eq!(matching_secret(".aJcKKTu8Uv0mRiw7LTI435t+pOa+giU/WLAuLCKGEFc".as_bytes(), cat), 0);
+  }
+}
