@@ -1,0 +1,129 @@
+'use strict'
+// How each backend's stores are made for the tests. Every store gets its own namespace (a Redis
+// prefix, a PostgreSQL table in the suite's own schema), so suites and tests never collide, and
+// every store is closed after its suite. Addresses come from REDIS_URL / DATABASE_URL.
+
+const net = require('node:net')
+const path = require('node:path')
+const { spawnSync } = require('node:child_process')
+const { RedisStore, PostgresStore } = require('../..')
+
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
+const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
+
+let counter = 0
+const uniq = () => `${process.pid}_${Date.now().toString(36)}_${++counter}`
+
+/** A loopback port nobody listens on (bound, then released). */
+function closedPort () {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+const backends = {
+  redis: {
+    name: 'redis',
+    create (suite, options = {}) {
+      return new RedisStore({ url: REDIS_URL, prefix: `ferrotest:${suite}:${uniq()}:`, ...options })
+    },
+    async unreachable (options = {}) {
+      return new RedisStore({ url: `redis://127.0.0.1:${await closedPort()}`, prefix: 'nowhere:', ...options })
+    },
+    async cleanup (suite) {
+      const { createClient } = require('redis')
+      const client = await createClient({ url: REDIS_URL }).connect()
+      for await (const keys of client.scanIterator({ MATCH: `ferrotest:${suite}:*`, COUNT: 500 })) {
+        if (keys.length) await client.del(keys)
+      }
+      await client.quit()
+    }
+  },
+
+  postgres: {
+    name: 'postgres',
+    create (suite, options = {}) {
+      return new PostgresStore({
+        conString: DATABASE_URL,
+        schemaName: `ferrotest_${suite}`,
+        tableName: `t_${uniq()}`,
+        createTableIfMissing: true,
+        pruneSessionInterval: false,
+        poolSize: 2,
+        ...options
+      })
+    },
+    async unreachable (options = {}) {
+      return new PostgresStore({
+        conString: `postgres://postgres@127.0.0.1:${await closedPort()}/test`,
+        pruneSessionInterval: false,
+        ...options
+      })
+    },
+    async cleanup (suite) {
+      const { Client } = require('pg')
+      const client = new Client({ connectionString: DATABASE_URL })
+      await client.connect()
+      await client.query(`DROP SCHEMA IF EXISTS "ferrotest_${suite}" CASCADE`)
+      await client.end()
+    }
+  }
+}
+
+/**
+ * Stores made through this tracker are closed, and the suite's namespace dropped, in afterAll.
+ * `name` must be unique per suite file (it names the Redis prefix and the PostgreSQL schema).
+ */
+function storeFactory (backend, suite) {
+  const made = []
+  const factory = {
+    backend,
+    create (options) {
+      const store = backend.create(suite, options)
+      made.push(store)
+      return store
+    },
+    async unreachable (options) {
+      const store = await backend.unreachable(options)
+      made.push(store)
+      return store
+    },
+    async closeAll () {
+      await Promise.all(made.splice(0).map((s) => s.close().catch(() => {})))
+      await backend.cleanup(suite)
+    }
+  }
+  return factory
+}
+
+/** An express-session-shaped session whose cookie lives `ms` more milliseconds. */
+function sessionData (ms = 60000, data = {}) {
+  return {
+    cookie: { originalMaxAge: ms, expires: new Date(Date.now() + ms).toISOString(), httpOnly: true, path: '/' },
+    ...data
+  }
+}
+
+/**
+ * Runs `body` in a fresh Node process with `store` bound to a store of `backend`, and returns the
+ * JSON its last output line holds. For behaviour Jest's sandbox hides (uncaught exceptions).
+ */
+function runInNode (backend, body) {
+  const script = `
+    const { backends } = require(${JSON.stringify(__filename)})
+    const store = backends[${JSON.stringify(backend.name)}].create('child')
+    ${body}`
+  const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15000, cwd: path.join(__dirname, '..', '..') })
+  if (result.status !== 0) throw new Error(`child exited ${result.status}: ${result.stderr}`)
+  const lines = result.stdout.trim().split('\n')
+  return JSON.parse(lines[lines.length - 1])
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+module.exports = { backends, storeFactory, sessionData, sleep, runInNode, closedPort, REDIS_URL, DATABASE_URL }
