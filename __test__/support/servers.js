@@ -1,0 +1,137 @@
+'use strict'
+// Private database servers for fault tests: each starts on a free loopback port, in its own
+// temporary directory, and is killed only by its own PID, never touching the shared services.
+
+const { spawn, execFileSync } = require('node:child_process')
+const fs = require('node:fs')
+const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
+const { closedPort, sleep } = require('./backends')
+
+function waitForPort (port, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const socket = net.connect(port, '127.0.0.1')
+      socket.once('connect', () => { socket.destroy(); resolve() })
+      socket.once('error', () => {
+        socket.destroy()
+        if (Date.now() > deadline) reject(new Error(`nothing listens on ${port} after ${timeoutMs} ms`))
+        else setTimeout(attempt, 50)
+      })
+    }
+    attempt()
+  })
+}
+
+function killed (child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    child.once('exit', () => resolve())
+  })
+}
+
+/** A redis-server of our own. `kill()` SIGKILLs it; `start()` brings it back on the same port. */
+async function startRedis () {
+  const port = await closedPort()
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-redis-'))
+  const server = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    child: null,
+    async start () {
+      this.child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
+      await waitForPort(port)
+    },
+    async kill () {
+      if (!this.child) return
+      const child = this.child
+      this.child = null
+      process.kill(child.pid, 'SIGKILL')
+      await killed(child)
+    },
+    async stop () {
+      await this.kill()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  await server.start()
+  return server
+}
+
+function pgBin (name) {
+  const root = '/usr/lib/postgresql'
+  const versions = fs.existsSync(root) ? fs.readdirSync(root).sort((a, b) => Number(b) - Number(a)) : []
+  for (const v of versions) {
+    const p = path.join(root, v, 'bin', name)
+    if (fs.existsSync(p)) return p
+  }
+  return name // hope it is on PATH
+}
+
+/**
+ * A PostgreSQL cluster of our own (initdb into a temp dir, trust auth). As root, the server runs
+ * as the `postgres` user, which initdb requires; the PID we kill is the postmaster itself.
+ */
+async function startPostgres () {
+  const port = await closedPort()
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-pg-'))
+  const asUser = {}
+  if (process.getuid && process.getuid() === 0) {
+    asUser.uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim())
+    asUser.gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim())
+    fs.chownSync(dir, asUser.uid, asUser.gid)
+  }
+  const data = path.join(dir, 'data')
+  execFileSync(pgBin('initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync'], { stdio: 'ignore', ...asUser })
+  const server = {
+    port,
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    child: null,
+    async start () {
+      this.child = spawn(pgBin('postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=30'], { stdio: 'ignore', ...asUser })
+      await waitForPort(port)
+      await sleep(200) // the postmaster listens a moment before it accepts logins
+    },
+    async kill () {
+      if (!this.child) return
+      const child = this.child
+      this.child = null
+      process.kill(child.pid, 'SIGKILL')
+      await killed(child)
+      // Backends orphaned by a SIGKILLed postmaster exit on their own once they notice.
+      await sleep(200)
+    },
+    async stop () {
+      await this.kill()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  await server.start()
+  return server
+}
+
+module.exports = { startRedis, startPostgres, waitForPort }
+
+/**
+ * A store of `backend` on a private server: `{ server, create(options) }`. The caller owns the
+ * server's life (`server.kill()`, `server.start()`, `server.stop()`).
+ */
+async function ownServer (backendName) {
+  const { RedisStore, PostgresStore } = require('../..')
+  let n = 0
+  if (backendName === 'redis') {
+    const server = await startRedis()
+    return { server, create: (options) => new RedisStore({ url: server.url, prefix: `own${++n}:`, ...options }) }
+  }
+  const server = await startPostgres()
+  return {
+    server,
+    create: (options) => new PostgresStore({
+      conString: server.url, tableName: `own_${++n}`, createTableIfMissing: true, pruneSessionInterval: false, ...options
+    })
+  }
+}
+
+module.exports.ownServer = ownServer
