@@ -32,17 +32,19 @@ function killed (child) {
   })
 }
 
-/** A redis-server of our own. `kill()` SIGKILLs it; `start()` brings it back on the same port. */
-async function startRedis () {
-  const port = await closedPort()
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-redis-'))
+/**
+ * The life of one private server process: `start()` spawns `launch()` and waits until it accepts
+ * connections; `kill()` SIGKILLs exactly that PID; `stop()` also removes the data directory.
+ */
+function privateServer ({ port, url, dir, launch, settle = 0 }) {
   const server = {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url,
     child: null,
     async start () {
-      this.child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
+      this.child = launch()
       await waitForPort(port)
+      await sleep(settle)
     },
     async kill () {
       if (!this.child) return
@@ -50,15 +52,30 @@ async function startRedis () {
       this.child = null
       process.kill(child.pid, 'SIGKILL')
       await killed(child)
+      await sleep(settle)
     },
     async stop () {
       await this.kill()
       fs.rmSync(dir, { recursive: true, force: true })
     }
   }
+  return server
+}
+
+/** A redis-server of our own. `kill()` SIGKILLs it; `start()` brings it back on the same port. */
+async function startRedis () {
+  const port = await closedPort()
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-redis-'))
+  const server = privateServer({
+    port,
+    dir,
+    url: `redis://127.0.0.1:${port}`,
+    launch: () => spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
+  })
   await server.start()
   return server
 }
+
 
 function pgBin (name) {
   const root = '/usr/lib/postgresql'
@@ -85,29 +102,15 @@ async function startPostgres () {
   }
   const data = path.join(dir, 'data')
   execFileSync(pgBin('initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync'], { stdio: 'ignore', ...asUser })
-  const server = {
+  const server = privateServer({
     port,
+    dir,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    child: null,
-    async start () {
-      this.child = spawn(pgBin('postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=30'], { stdio: 'ignore', ...asUser })
-      await waitForPort(port)
-      await sleep(200) // the postmaster listens a moment before it accepts logins
-    },
-    async kill () {
-      if (!this.child) return
-      const child = this.child
-      this.child = null
-      process.kill(child.pid, 'SIGKILL')
-      await killed(child)
-      // Backends orphaned by a SIGKILLed postmaster exit on their own once they notice.
-      await sleep(200)
-    },
-    async stop () {
-      await this.kill()
-      fs.rmSync(dir, { recursive: true, force: true })
-    }
-  }
+    launch: () => spawn(pgBin('postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=30'], { stdio: 'ignore', ...asUser }),
+    // The postmaster listens a moment before it accepts logins; after a SIGKILL its orphaned
+    // backends need a moment to notice and exit before the cluster can start again.
+    settle: 200
+  })
   await server.start()
   return server
 }
