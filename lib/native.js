@@ -3,7 +3,7 @@
 // of every store, keyed by a request id. Requests in flight keep Node alive through one ref'd
 // timer; an idle store never does, so apps and scripts exit on their own.
 
-const binding = require('../binding.js')
+const binding = loadBinding()
 const { storeError } = require('./errors')
 
 const pending = new Map()
@@ -60,6 +60,20 @@ function registerStore (store) {
 
 function unregisterStore (id) {
   stores.delete(id)
+}
+
+function loadBinding () {
+  try {
+    return require('../binding.js')
+  } catch (err) {
+    // npm may skip a dependency's install script (npm 11 asks apps to approve them), leaving
+    // no addon: say how to build it rather than showing only the loader's list of attempts.
+    const hint = new Error('ferrosession: the native addon for this platform is not built. Approve and run its build ' +
+      'with `npm install-scripts approve ferrosession && npm rebuild ferrosession`, or run ' +
+      '`node node_modules/ferrosession/scripts/install.js` (needs cargo: https://rustup.rs).')
+    hint.cause = err
+    throw hint
+  }
 }
 
 module.exports = { binding, dispatcher, request, cancel, registerStore, unregisterStore }

@@ -1,0 +1,114 @@
+import { Store, SessionData } from 'express-session'
+
+type Callback<T = void> = (err: Error | null, value?: T) => void
+type StoredSession = SessionData & { [key: string]: unknown }
+
+export interface Serializer {
+  stringify(session: unknown): string
+  parse(text: string): unknown | Promise<unknown>
+}
+
+/** Options every ferrosession store takes. */
+export interface CommonOptions {
+  /** `{ stringify, parse }`; `parse` may return a Promise. Default: `JSON`. */
+  serializer?: Serializer
+  /** Make `touch` a no-op. */
+  disableTouch?: boolean
+  /** Refuse sessions whose serialised form is over this many bytes. */
+  maxSize?: number
+  /** Milliseconds to open a connection (default 5000). */
+  connectTimeout?: number
+  /** Milliseconds within which every callback fires (default 3000). */
+  commandTimeout?: number
+}
+
+/** Errors passed to callbacks carry one of these codes. */
+export type StoreErrorCode =
+  | 'ESESSION_UNAVAILABLE' | 'ESESSION_TIMEOUT' | 'ESESSION_BACKEND'
+  | 'ESESSION_INVALID' | 'ESESSION_CLOSED' | 'ESESSION_PANIC'
+
+declare abstract class NativeBackedStore extends Store {
+  serializer: Serializer
+  disableTouch: boolean
+  get(sid: string, callback: Callback<StoredSession | null>): void
+  get(sid: string): Promise<StoredSession | null>
+  set(sid: string, session: SessionData, callback: Callback): void
+  set(sid: string, session: SessionData): Promise<void>
+  touch(sid: string, session: SessionData, callback: Callback): void
+  touch(sid: string, session: SessionData): Promise<void>
+  destroy(sid: string, callback?: Callback): void
+  destroy(sid: string): Promise<void>
+  all(callback: Callback<Array<StoredSession & { id: string }>>): void
+  all(): Promise<Array<StoredSession & { id: string }>>
+  ids(callback: Callback<string[]>): void
+  ids(): Promise<string[]>
+  length(callback: Callback<number>): void
+  length(): Promise<number>
+  clear(callback: Callback<number>): void
+  clear(): Promise<number>
+  /** Resolves after one round trip to the server. */
+  ready(callback: Callback): void
+  ready(): Promise<void>
+  /** Releases connections and timers. */
+  close(callback: Callback): void
+  close(): Promise<void>
+}
+
+export interface RedisStoreOptions extends CommonOptions {
+  /** `redis://[user:password@]host:port[/db]`. Default `redis://127.0.0.1:6379`. */
+  url?: string
+  /** An existing node-redis (v4-v6) or ioredis client whose connection settings are used. */
+  client?: unknown
+  /** Key prefix, default `"sess:"`. */
+  prefix?: string
+  /** Seconds, or a function of the session returning seconds. Default 86400. */
+  ttl?: number | ((session: SessionData) => number)
+  /** Store keys without expiry. */
+  disableTTL?: boolean
+  /** COUNT hint for SCAN, default 100. */
+  scanCount?: number
+}
+
+export declare class RedisStore extends NativeBackedStore {
+  constructor(options?: RedisStoreOptions)
+  client: unknown
+  prefix: string
+  ttl: number | ((session: SessionData) => number)
+  disableTTL: boolean
+  scanCount: number
+}
+
+export interface PostgresStoreOptions extends CommonOptions {
+  pool?: unknown
+  pgPromise?: unknown
+  conObject?: { host?: string; port?: number | string; user?: string; password?: string; database?: string; connectionString?: string; max?: number }
+  conString?: string
+  schemaName?: string
+  tableName?: string
+  /** Seconds for sessions whose cookie has no expiry, default 86400. */
+  ttl?: number
+  createTableIfMissing?: boolean
+  /** Seconds between prunes (default 900), or false. */
+  pruneSessionInterval?: number | false
+  pruneSessionRandomizedInterval?: ((ms: number) => number) | false
+  errorLog?: (...args: unknown[]) => void
+  poolSize?: number
+  /** Milliseconds; sets statement_timeout on the store's connections. */
+  statementTimeout?: number
+}
+
+export declare class PostgresStore extends NativeBackedStore {
+  constructor(options?: PostgresStoreOptions)
+  schemaName?: string
+  tableName: string
+  ttl: number
+  pruneSessions(callback?: Callback<number>): Promise<number> | void
+  quotedTable(): string
+}
+
+/** cookie-signature's sign: `value + '.' + base64(HMAC-SHA256(secret, value))` without padding. */
+export declare function sign(value: string, secret: string | Buffer | ArrayBufferView): string
+/** The value if the signature matches one of the secrets, else false. */
+export declare function unsign(signed: string, secret: string | Buffer | ArrayBufferView | Array<string | Buffer | ArrayBufferView>): string | false
+
+export default RedisStore
