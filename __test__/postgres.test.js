@@ -1,0 +1,197 @@
+'use strict'
+// What only PostgresStore does: table creation, pruning across processes, identifier quoting,
+// statement timeouts, existing jsonb/text columns, and where connection settings come from.
+
+const pg = require('pg')
+const { PostgresStore } = require('..')
+const { connectionOf } = require('../lib/postgres-store')
+const { DATABASE_URL, sessionData, sleep } = require('./support/backends')
+
+const schemaName = `ferrotest_pg_${process.pid}`
+const stores = []
+let pool
+
+/** A store in this suite's schema, closed after the suite. */
+function store (options = {}) {
+  const s = new PostgresStore({ conString: DATABASE_URL, schemaName, pruneSessionInterval: false, poolSize: 2, ...options })
+  stores.push(s)
+  return s
+}
+
+const q = (name) => '"' + name.replace(/"/g, '""') + '"'
+const rows = async (table) => (await pool.query(`SELECT sid FROM ${q(schemaName)}.${q(table)} ORDER BY sid`)).rows.map((r) => r.sid)
+const insertExpired = (table, sid) =>
+  pool.query(`INSERT INTO ${q(schemaName)}.${q(table)} (sid, sess, expire) VALUES ($1, '{"cookie":{}}', now() - interval '1 hour')`, [sid])
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 })
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${q(schemaName)}`)
+})
+afterAll(async () => {
+  await Promise.all(stores.map((s) => s.close()))
+  await pool.query(`DROP SCHEMA ${q(schemaName)} CASCADE`)
+  await pool.end()
+})
+
+describe('table creation', () => {
+  test('two stores creating the same table at once both succeed, and there is one table', async () => {
+    const a = store({ tableName: 'race', createTableIfMissing: true })
+    const b = store({ tableName: 'race', createTableIfMissing: true })
+    await Promise.all([a.set('from-a', sessionData()), b.set('from-b', sessionData())])
+    expect(await rows('race')).toEqual(['from-a', 'from-b'])
+  })
+
+  test('a custom table beside the default one gets its own constraint and index names', async () => {
+    const plain = store({ createTableIfMissing: true })
+    const custom = store({ tableName: 'app_sessions', createTableIfMissing: true })
+    await plain.set('p', sessionData())
+    await custom.set('c', sessionData())
+    const names = (await pool.query(
+      `SELECT conname AS name FROM pg_constraint WHERE connamespace = $1::regnamespace
+       UNION SELECT indexname FROM pg_indexes WHERE schemaname = $2 ORDER BY 1`, [q(schemaName), schemaName])).rows.map((r) => r.name)
+    expect(names).toEqual(expect.arrayContaining(['session_pkey', 'IDX_session_expire', 'app_sessions_pkey', 'IDX_app_sessions_expire']))
+    expect(await rows('session')).toEqual(['p'])
+    expect(await rows('app_sessions')).toEqual(['c'])
+  })
+
+  test('without createTableIfMissing a missing table is a clear error, not a silent creation', async () => {
+    const s = store({ tableName: 'not_there' })
+    await expect(s.get('x')).rejects.toThrow(/ferrosession postgres get: .*not_there.* does not exist/)
+  })
+})
+
+describe('hostile and odd identifiers', () => {
+  test('a table name that tries to inject SQL is just a name', async () => {
+    await pool.query(`CREATE TABLE ${q(schemaName)}.victim (x int)`)
+    const evil = 'x"; DROP TABLE victim; --'
+    const s = store({ tableName: evil, createTableIfMissing: true })
+    await s.set('sid', sessionData(60000, { ok: true }))
+    expect((await s.get('sid')).ok).toBe(true)
+    expect(await rows(evil)).toEqual(['sid'])
+    await expect(pool.query(`SELECT * FROM ${q(schemaName)}.victim`)).resolves.toBeDefined()
+    expect(s.quotedTable()).toBe(`${q(schemaName)}.${q(evil)}`)
+  })
+
+  test.each([
+    ['a NUL character', 'a\u0000b', /NUL/],
+    ['more than 63 bytes', 'é'.repeat(40), /longer than 63 bytes/]
+  ])('a table name with %s is refused at construction', (_label, tableName, message) => {
+    expect(() => store({ tableName })).toThrow(message)
+  })
+
+  test('a Unicode schema and table name work', async () => {
+    const s = store({ schemaName: `${schemaName}_ü`, tableName: 'sessions ✓', createTableIfMissing: true })
+    await s.set('u', sessionData(60000, { v: 1 }))
+    expect((await s.get('u')).v).toBe(1)
+    await pool.query(`DROP SCHEMA ${q(schemaName + '_ü')} CASCADE`)
+  })
+})
+
+describe('pruning', () => {
+  test('removes expired rows and keeps live ones', async () => {
+    const s = store({ tableName: 'prune_basic', createTableIfMissing: true })
+    await s.set('live', sessionData(60000))
+    await insertExpired('prune_basic', 'dead-1')
+    await insertExpired('prune_basic', 'dead-2')
+    expect(await s.pruneSessions()).toBe(2)
+    expect(await rows('prune_basic')).toEqual(['live'])
+  })
+
+  test('runs on one process at a time: while another holds the prune lock, a prune leaves it to them', async () => {
+    const s = store({ tableName: 'prune_lock', createTableIfMissing: true })
+    await s.set('live', sessionData(60000))
+    await insertExpired('prune_lock', 'dead')
+    const other = await pool.connect() // stands in for another app process that is pruning
+    try {
+      await other.query('BEGIN')
+      await other.query('SELECT pg_advisory_xact_lock(hashtext($1::text), 1)', [`ferrosession:${s.quotedTable()}`])
+      expect(await s.pruneSessions()).toBe(0)
+      expect(await rows('prune_lock')).toEqual(['dead', 'live'])
+      await other.query('COMMIT')
+    } finally {
+      other.release()
+    }
+    expect(await s.pruneSessions()).toBe(1)
+    expect(await rows('prune_lock')).toEqual(['live'])
+  })
+
+  test('two stores pruning at once remove each expired row exactly once', async () => {
+    const a = store({ tableName: 'prune_two', createTableIfMissing: true })
+    const b = store({ tableName: 'prune_two' })
+    await a.set('live', sessionData(60000))
+    for (let i = 0; i < 50; i++) await insertExpired('prune_two', `dead-${i}`)
+    const removed = await Promise.all([a.pruneSessions(), b.pruneSessions(), a.pruneSessions(), b.pruneSessions()])
+    expect(removed.reduce((x, y) => x + y, 0)).toBe(50)
+    expect(await rows('prune_two')).toEqual(['live'])
+  })
+
+  test('the prune timer starts on first use, repeats, and does not keep the process alive', async () => {
+    const s = store({ tableName: 'prune_timer', createTableIfMissing: true, pruneSessionInterval: 0.2, pruneSessionRandomizedInterval: false })
+    expect(s._pruneTimer).toBeNull() // nothing scheduled by the constructor
+    await s.set('live', sessionData(60000))
+    expect(s._pruneTimer.hasRef()).toBe(false)
+    await insertExpired('prune_timer', 'dead-1')
+    await sleep(500)
+    expect(await rows('prune_timer')).toEqual(['live'])
+    await insertExpired('prune_timer', 'dead-2')
+    await sleep(500)
+    expect(await rows('prune_timer')).toEqual(['live'])
+  })
+
+  test('prune errors go to errorLog', async () => {
+    const logged = []
+    const s = store({ tableName: 'never_created', errorLog: (...args) => logged.push(args.join(' ')) })
+    await expect(s.pruneSessions()).rejects.toThrow(/prune/)
+    expect(logged[0]).toMatch(/Failed to prune sessions/)
+  })
+})
+
+describe('columns and timeouts', () => {
+  test.each(['jsonb', 'text'])('an existing table with a %s sess column is read and written', async (type) => {
+    const table = `typed_${type}`
+    await pool.query(`CREATE TABLE ${q(schemaName)}.${q(table)} (sid varchar PRIMARY KEY, sess ${type} NOT NULL, expire timestamp(6) NOT NULL)`)
+    const s = store({ tableName: table })
+    const sess = sessionData(60000, { user: 'zoë', n: [1, 2] })
+    await s.set('t', sess)
+    expect(await s.get('t')).toEqual(sess)
+    await s.touch('t', sess)
+    expect(await s.all()).toEqual([{ ...sess, id: 't' }])
+  })
+
+  test('statementTimeout cancels a statement stuck behind a lock, with a clear error', async () => {
+    const s = store({ tableName: 'slow', createTableIfMissing: true, statementTimeout: 150, commandTimeout: 5000 })
+    await s.set('locked', sessionData())
+    const other = await pool.connect()
+    try {
+      await other.query('BEGIN')
+      await other.query(`SELECT * FROM ${q(schemaName)}.slow WHERE sid = 'locked' FOR UPDATE`)
+      const started = Date.now()
+      const err = await s.set('locked', sessionData()).catch((e) => e)
+      expect(Date.now() - started).toBeLessThan(2000)
+      expect(err.code).toBe('ESESSION_BACKEND')
+      expect(err.message).toMatch(/ferrosession postgres set: .*statement timeout/)
+    } finally {
+      await other.query('ROLLBACK')
+      other.release()
+    }
+    await expect(s.set('locked', sessionData())).resolves.toBeUndefined()
+  })
+})
+
+describe('connection settings, in connect-pg-simple\'s order', () => {
+  const saved = { ...process.env }
+  afterEach(() => { process.env = { ...saved } })
+
+  test('pool, then pgPromise, then conObject, then conString, then DATABASE_URL, then PG*', () => {
+    const pool = { options: { host: 'h1', port: 5433, user: 'u', password: 'p', database: 'd', max: 7 } }
+    expect(connectionOf({ pool, conString: 'postgres://x/y' })).toMatchObject({ host: 'h1', port: 5433, database: 'd', poolSize: 7 })
+    expect(connectionOf({ pgPromise: { $cn: 'postgres://cn/db' } })).toEqual({ connectionString: 'postgres://cn/db' })
+    expect(connectionOf({ conObject: { host: 'h2' }, conString: 'postgres://x/y' })).toMatchObject({ host: 'h2' })
+    expect(connectionOf({ conString: 'postgres://x/y' })).toEqual({ connectionString: 'postgres://x/y' })
+    process.env.DATABASE_URL = 'postgres://env/db'
+    expect(connectionOf({})).toEqual({ connectionString: 'postgres://env/db' })
+    delete process.env.DATABASE_URL
+    Object.assign(process.env, { PGHOST: 'pghost', PGPORT: '6543', PGUSER: 'pguser', PGDATABASE: 'pgdb' })
+    expect(connectionOf({})).toMatchObject({ host: 'pghost', port: 6543, user: 'pguser', database: 'pgdb' })
+  })
+})
