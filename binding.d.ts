@@ -18,6 +18,10 @@ export declare class NativeStore {
   static redis(dispatcher: Dispatcher, storeId: number, options: RedisOptions): NativeStore
   /** A PostgreSQL store (connect-pg-simple's table). Constructing opens no connection. */
   static postgres(dispatcher: Dispatcher, storeId: number, options: PostgresOptions): NativeStore
+  /** A SQLite store (connect-session-knex's table) in a file or `:memory:`. */
+  static sqlite(dispatcher: Dispatcher, storeId: number, options: SqliteOptions): NativeStore
+  /** A bounded in-process store. */
+  static memory(dispatcher: Dispatcher, storeId: number, options: MemoryOptions): NativeStore
   get(id: number, sid: string): void
   /** `expires_at_ms`/`ttl_secs` both absent: the session never expires (`disableTTL`). */
   set(id: number, sid: string, value: string, expiresAtMs?: number | undefined | null, ttlSecs?: number | undefined | null): void
@@ -39,6 +43,13 @@ export declare class NativeStore {
 }
 
 export declare function matchingSecret(input: string, secrets: Array<Secret>): number
+
+export interface MemoryOptions {
+  /** Most sessions kept; the least recently used go first. Absent: no entry limit. */
+  max?: number
+  /** Most bytes of session ids plus serialised sessions kept. Absent: no byte limit. */
+  maxBytes?: number
+}
 
 export interface PostgresOptions {
   /** A libpq connection string or `postgres://` URL; fields below override its parts. */
@@ -65,6 +76,19 @@ export interface RedisOptions {
   scanCount: number
   connectTimeoutMs?: number
   commandTimeoutMs?: number
+  /** PEM root certificate(s) to trust for `rediss://` instead of the system's. */
+  tlsCa?: string
 }
 
 export declare function signature(value: string, secret: Secret): string
+
+export interface SqliteOptions {
+  /** A file path, or `:memory:`. */
+  path: string
+  tableName: string
+  sidFieldName: string
+  createTable: boolean
+  /** How long a writer waits for another process's lock before giving up (ms). */
+  busyTimeoutMs?: number
+  commandTimeoutMs?: number
+}

@@ -46,6 +46,9 @@ declare abstract class NativeBackedStore extends Store {
   length(): Promise<number>
   clear(callback: Callback<number>): void
   clear(): Promise<number>
+  /** Removes expired sessions now; resolves with how many. */
+  prune(callback: Callback<number>): void
+  prune(): Promise<number>
   /** Resolves after one round trip to the server. */
   ready(callback: Callback): void
   ready(): Promise<void>
@@ -55,6 +58,8 @@ declare abstract class NativeBackedStore extends Store {
 }
 
 export interface RedisStoreOptions extends CommonOptions {
+  /** For rediss://: PEM root certificate(s) to trust instead of the system's. */
+  tls?: { ca?: string | Buffer | Array<string | Buffer> }
   /** `redis://[user:password@]host:port[/db]`. Default `redis://127.0.0.1:6379`. */
   url?: string
   /** An existing node-redis (v4-v6) or ioredis client whose connection settings are used. */
@@ -102,9 +107,53 @@ export declare class PostgresStore extends NativeBackedStore {
   schemaName?: string
   tableName: string
   ttl: number
-  pruneSessions(callback?: Callback<number>): Promise<number> | void
+  pruneSessions(callback: Callback<number>): void
+  pruneSessions(): Promise<number>
   quotedTable(): string
 }
+
+export interface SqliteStoreOptions extends CommonOptions {
+  /** Database file (default ./sessions.sqlite) or ':memory:'. */
+  path?: string
+  tableName?: string
+  sidFieldName?: string
+  createTable?: boolean
+  /** Seconds for sessions whose cookie has no expiry, default 86400. */
+  ttl?: number
+  /** ms between deletes of expired rows (default 60000); 0 disables. */
+  cleanupInterval?: number
+  disableDbCleanup?: boolean
+  onDbCleanupError?: (err: Error) => void
+  /** ms a write waits for another process's lock (default 5000). */
+  busyTimeout?: number
+}
+
+export declare class SqliteStore extends NativeBackedStore {
+  constructor(options?: SqliteStoreOptions)
+  path: string
+  tableName: string
+  sidFieldName: string
+}
+
+export interface MemoryStoreOptions extends CommonOptions {
+  /** Most sessions kept (default 100000); Infinity for no limit. */
+  max?: number
+  /** Most bytes of ids plus serialised sessions kept. */
+  maxBytes?: number
+  /** Milliseconds (as in memorystore) for sessions without a cookie expiry, or a function. */
+  ttl?: number | ((options: MemoryStoreOptions, session: SessionData) => number)
+  /** ms between sweeps of expired sessions. */
+  checkPeriod?: number
+}
+
+export declare class MemoryStore extends NativeBackedStore {
+  constructor(options?: MemoryStoreOptions)
+  max?: number
+  stopInterval(): void
+}
+
+/** The store for a URL: redis://, rediss://, postgres://, postgresql://, sqlite:<path>, memory:; none gives SqliteStore. */
+export declare function createStore(url?: string, options?: object): RedisStore | PostgresStore | SqliteStore | MemoryStore
 
 /** cookie-signature's sign: `value + '.' + base64(HMAC-SHA256(secret, value))` without padding. */
 export declare function sign(value: string, secret: string | Buffer | ArrayBufferView): string

@@ -127,9 +127,9 @@ describe('pruning', () => {
 
   test('the prune timer starts on first use, repeats, and does not keep the process alive', async () => {
     const s = store({ tableName: 'prune_timer', createTableIfMissing: true, pruneSessionInterval: 0.2, pruneSessionRandomizedInterval: false })
-    expect(s._pruneTimer).toBeNull() // nothing scheduled by the constructor
+    expect(s._pruning.timer).toBeNull() // nothing scheduled by the constructor
     await s.set('live', sessionData(60000))
-    expect(s._pruneTimer.hasRef()).toBe(false)
+    expect(s._pruning.timer.hasRef()).toBe(false)
     await insertExpired('prune_timer', 'dead-1')
     await sleep(500)
     expect(await rows('prune_timer')).toEqual(['live'])

@@ -1,19 +1,17 @@
 'use strict'
 // The demo: an Express 5 app with express-session on a ferrosession store. A login form, a page
 // view counter, a page that shows what the store holds for your session, and logout.
-// PORT (default 3000) and SESSION_STORE_URL (default redis://127.0.0.1:6379) configure it.
+// It needs no server: by default sessions live in ./sessions.sqlite (the embedded store), so they
+// survive a restart. PORT (default 3000) and SESSION_STORE_URL (e.g. redis://127.0.0.1:6379,
+// postgres://postgres@127.0.0.1/test, memory:) configure it.
 
 const express = require('express')
 const session = require('express-session')
-const { RedisStore, PostgresStore } = require('..')
+const { createStore } = require('..')
 
-function storeFor (url) {
-  if (/^postgres(ql)?:/.test(url)) return new PostgresStore({ conString: url, createTableIfMissing: true })
-  return new RedisStore({ url, prefix: 'demo:' })
-}
-
-const storeUrl = process.env.SESSION_STORE_URL || 'redis://127.0.0.1:6379'
-const store = storeFor(storeUrl)
+const storeUrl = process.env.SESSION_STORE_URL || ''
+const store = createStore(storeUrl || undefined, { createTableIfMissing: true })
+const storeName = storeUrl ? storeUrl.replace(/\/\/[^@]*@/, '//') : `sqlite:${store.path} (embedded)`
 const app = express()
 app.use(express.urlencoded({ extended: false }))
 app.use(session({
@@ -31,7 +29,7 @@ const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)}
 app.get('/', (req, res) => {
   if (!req.session) return res.send(page('<p>The session store is unavailable right now; sessions are off.</p>'))
   if (!req.session.user) {
-    return res.send(page(`<h1>ferrosession demo</h1><p>Store: ${escape(storeUrl)}</p>
+    return res.send(page(`<h1>ferrosession demo</h1><p>Store: ${escape(storeName)}</p>
       <form method="post" action="/login"><label>Name <input name="name" required></label>
       <button type="submit">Log in</button></form>`))
   }
@@ -66,7 +64,7 @@ app.post('/logout', (req, res, next) => {
 })
 
 const port = Number(process.env.PORT || 3000)
-const server = app.listen(port, () => console.log(`ferrosession demo on http://localhost:${port} (store: ${storeUrl})`))
+const server = app.listen(port, () => console.log(`ferrosession demo on http://localhost:${port} (store: ${storeName})`))
 
 function shutdown () {
   server.close(() => store.close().finally(() => process.exit(0)))

@@ -30,6 +30,7 @@ class NativeBackedStore extends Store {
     this._storeId = native.registerStore(this)
     this._native = null // set by the subclass through _attach()
     this._closed = false
+    this._pruning = null // set by subclasses through _schedulePruning()
   }
 
   _attach (core) {
@@ -108,14 +109,41 @@ class NativeBackedStore extends Store {
     return this._run('close', cb, (done) => {
       if (this._closed) return process.nextTick(done, null)
       this._closed = true
-      this._beforeClose()
+      if (this._pruning && this._pruning.timer) clearTimeout(this._pruning.timer)
       native.unregisterStore(this._storeId)
       this._call('close', (err) => done(err))
     })
   }
 
-  /** Subclasses stop their timers here. */
-  _beforeClose () {}
+  /**
+   * Removes expired sessions now (where the backend does not expire them itself). Resolves with
+   * how many were removed; 0 when another process was pruning the same table at that moment.
+   */
+  prune (cb) {
+    return this._run('prune', cb, (done) => this._call('prune', (err, removed) => {
+      if (err && this._pruning) this._pruning.onError(err)
+      done(err, removed < 0 ? 0 : removed)
+    }))
+  }
+
+  /**
+   * Prunes every `intervalMs` (passed through `jitter`), starting at the store's first use rather
+   * than at construction; the timer never keeps the process alive and stops at close().
+   */
+  _schedulePruning (intervalMs, { jitter = (ms) => ms, onError = noop } = {}) {
+    // Kept without a timer too (intervalMs 0 or false): explicit prune() errors still go to onError.
+    this._pruning = { intervalMs: intervalMs > 0 ? intervalMs : 0, jitter, onError, timer: null }
+  }
+
+  _armPruning () {
+    const p = this._pruning
+    if (p.timer !== null || this._closed) return
+    p.timer = setTimeout(() => this.prune(() => {
+      p.timer = null
+      this._armPruning()
+    }), p.jitter(p.intervalMs))
+    p.timer.unref()
+  }
 
   _onBackendEvent (name, reason) {
     if (name === 'disconnect') this.emit('disconnect', storeError('ESESSION_UNAVAILABLE', reason))
@@ -130,6 +158,8 @@ class NativeBackedStore extends Store {
    * and a backend error there must not become an unhandled rejection that kills the process.
    */
   _run (op, cb, start) {
+    const p = this._pruning
+    if (p !== null && p.timer === null && p.intervalMs > 0) this._armPruning()
     if (typeof cb === 'function') {
       this._start(op, start, cb)
       return undefined

@@ -29,7 +29,10 @@ class PostgresStore extends NativeBackedStore {
     this.pruneSessionRandomizedInterval = typeof options.pruneSessionRandomizedInterval === 'function'
       ? options.pruneSessionRandomizedInterval
       : options.pruneSessionRandomizedInterval === false ? (ms) => ms : (ms) => Math.ceil(ms / 2 + ms * Math.random())
-    this._pruneTimer = null
+    this._schedulePruning(this.pruneSessionInterval || 0, {
+      jitter: this.pruneSessionRandomizedInterval,
+      onError: (err) => this.errorLog('Failed to prune sessions:', err)
+    })
     this._attach(binding.NativeStore.postgres(dispatcher, this._storeId, {
       ...connection,
       schemaName: this.schemaName,
@@ -48,38 +51,9 @@ class PostgresStore extends NativeBackedStore {
     return (this.schemaName ? q(this.schemaName) + '.' : '') + q(this.tableName)
   }
 
-  /**
-   * Deletes expired rows now. Across processes one prune runs at a time (an advisory lock): a
-   * call that finds another process pruning leaves it to them and reports 0 removed.
-   */
+  /** connect-pg-simple's name for prune(): deletes expired rows now. */
   pruneSessions (cb) {
-    return this._run('prune', cb, (done) => this._call('prune', (err, removed) => {
-      if (err) this.errorLog('Failed to prune sessions:', err)
-      done(err, removed < 0 ? 0 : removed)
-    }))
-  }
-
-  // connect-pg-simple arms pruning on first use, not in the constructor.
-  get (sid, cb) { this._armPrune(); return super.get(sid, cb) }
-  set (sid, sess, cb) { this._armPrune(); return super.set(sid, sess, cb) }
-  touch (sid, sess, cb) { this._armPrune(); return super.touch(sid, sess, cb) }
-  destroy (sid, cb) { this._armPrune(); return super.destroy(sid, cb) }
-
-  _armPrune () {
-    if (this._pruneTimer !== null || this.pruneSessionInterval === false || this._closed) return
-    const delay = this.pruneSessionRandomizedInterval(this.pruneSessionInterval)
-    this._pruneTimer = setTimeout(() => {
-      this.pruneSessions(() => {
-        this._pruneTimer = null
-        this._armPrune()
-      })
-    }, delay)
-    this._pruneTimer.unref()
-  }
-
-  _beforeClose () {
-    if (this._pruneTimer !== null) clearTimeout(this._pruneTimer)
-    this._pruneTimer = false // never re-armed after close
+    return this.prune(cb)
   }
 }
 

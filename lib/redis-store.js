@@ -24,8 +24,10 @@ class RedisStore extends NativeBackedStore {
     }
     this.ttl = normaliseTtl(options.ttl, 'redis')
     this.disableTTL = Boolean(options.disableTTL)
+    const ca = options.tls && options.tls.ca !== undefined ? options.tls.ca : clientCa(options.client)
     this._attach(binding.NativeStore.redis(dispatcher, this._storeId, {
       url,
+      tlsCa: ca === undefined ? undefined : [].concat(ca).map(String).join('\n'),
       prefix: clientPrefix + this.prefix,
       scanCount: this.scanCount,
       connectTimeoutMs: Math.ceil(this.connectTimeout),
@@ -54,6 +56,14 @@ function urlOfClient (client) {
   const auth = o.password ? `${user}:${encodeURIComponent(o.password)}@` : (user ? `${user}@` : '')
   const hostPart = host.includes(':') ? `[${host}]` : host
   return `${tls ? 'rediss' : 'redis'}://${auth}${hostPart}:${port}/${db}`
+}
+
+/** The CA a node-redis (`socket.ca`) or ioredis (`tls.ca`) client was told to trust, if any. */
+function clientCa (client) {
+  const o = (client && (client.options || client._options)) || {}
+  if (o.socket && o.socket.ca !== undefined) return o.socket.ca
+  if (o.tls && typeof o.tls === 'object' && o.tls.ca !== undefined) return o.tls.ca
+  return undefined
 }
 
 function withDatabase (url, database) {

@@ -16,8 +16,14 @@ pub struct Expiry {
 
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
-  /// Short name used in every error message: `redis`, `postgres`.
+  /// Short name used in every error message: `redis`, `postgres`, `sqlite`, `memory`.
   fn name(&self) -> &'static str;
+
+  /// True for backends that never wait (no I/O): their requests run on the calling thread,
+  /// skipping the hop to the runtime. Their answers still go through the dispatcher.
+  fn runs_inline(&self) -> bool {
+    false
+  }
 
   /// The stored value of an unexpired session, or `None`.
   async fn get(&self, sid: &str) -> BackendResult<Option<String>>;

@@ -124,18 +124,20 @@ where
         ErrorKind::Timeout,
         format!("no answer within {} ms (commandTimeout)", deadline.as_millis()),
       )),
-      Err(panic) => Err(BackendError::new(ErrorKind::Panic, format!("native panic: {}", panic_text(&panic)))),
+      Err(panic) => Err(panic_error(&panic)),
     };
     finish(outcome);
   });
 }
 
-pub fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-  if let Some(s) = panic.downcast_ref::<&str>() {
+/// The error a caught panic becomes: the request fails, the process lives.
+pub fn panic_error(panic: &Box<dyn std::any::Any + Send>) -> BackendError {
+  let text = if let Some(s) = panic.downcast_ref::<&str>() {
     (*s).to_string()
   } else if let Some(s) = panic.downcast_ref::<String>() {
     s.clone()
   } else {
     "unknown panic payload".to_string()
-  }
+  };
+  BackendError::new(ErrorKind::Panic, format!("native panic: {text}"))
 }

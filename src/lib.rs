@@ -4,12 +4,15 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod backend;
+mod clock;
 mod dispatch;
 mod error;
 mod health;
+mod memory_backend;
 mod native_store;
 mod postgres_backend;
 mod redis_backend;
 mod runtime;
 mod signing;
-mod sql_ident;
+mod sql;
+mod sqlite_backend;

@@ -3,17 +3,21 @@
 //! event loop and every request gets exactly one answer.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use napi_derive::napi;
 
 use crate::backend::{Backend, Expiry};
-use crate::dispatch::{spawn_guarded, Dispatcher, Sender, Value};
+use crate::dispatch::{panic_error, spawn_guarded, Dispatcher, Sender, Value};
 use crate::error::{BackendError, BackendResult, ErrorKind};
 use crate::health::Health;
+use crate::memory_backend::{MemoryBackend, MemoryOptions};
 use crate::postgres_backend::{PostgresBackend, PostgresOptions};
 use crate::redis_backend::{RedisBackend, RedisOptions};
+use crate::sqlite_backend::{SqliteBackend, SqliteOptions};
 
 const DEFAULT_COMMAND_TIMEOUT_MS: u32 = 3000;
 
@@ -41,6 +45,21 @@ impl NativeStore {
     let timeout = options.command_timeout_ms;
     let backend = PostgresBackend::new(options).map_err(to_napi("postgres"))?;
     Ok(Self::with_backend(dispatcher, store_id, Arc::new(backend), timeout))
+  }
+
+  /// A SQLite store (connect-session-knex's table) in a file or `:memory:`.
+  #[napi(factory, catch_unwind)]
+  pub fn sqlite(dispatcher: &Dispatcher, store_id: u32, options: SqliteOptions) -> napi::Result<Self> {
+    let timeout = options.command_timeout_ms;
+    let backend = SqliteBackend::new(options).map_err(to_napi("sqlite"))?;
+    Ok(Self::with_backend(dispatcher, store_id, Arc::new(backend), timeout))
+  }
+
+  /// A bounded in-process store.
+  #[napi(factory, catch_unwind)]
+  pub fn memory(dispatcher: &Dispatcher, store_id: u32, options: MemoryOptions) -> napi::Result<Self> {
+    let backend = MemoryBackend::new(options).map_err(to_napi("memory"))?;
+    Ok(Self::with_backend(dispatcher, store_id, Arc::new(backend), None))
   }
 
   #[napi(catch_unwind)]
@@ -167,8 +186,9 @@ impl NativeStore {
       sender.answer(id, Err((err.kind, err.message(backend.name(), op))));
       return;
     }
+    let inline = backend.runs_inline();
     let fut = work(backend.clone());
-    spawn_guarded(self.command_timeout, fut, move |outcome| {
+    let finish = move |outcome: BackendResult<Value>| {
       let name = backend.name();
       match outcome {
         Ok(value) => {
@@ -183,7 +203,18 @@ impl NativeStore {
           sender.answer(id, Err((err.kind, message)));
         }
       }
-    });
+    };
+    if !inline {
+      spawn_guarded(self.command_timeout, fut, finish);
+      return;
+    }
+    // No I/O to wait for: finish on this thread, under the same panic guard.
+    let mut fut = Box::pin(fut);
+    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().now_or_never())) {
+      Ok(Some(outcome)) => finish(outcome),
+      Ok(None) => spawn_guarded(self.command_timeout, fut, finish),
+      Err(panic) => finish(Err(panic_error(&panic))),
+    }
   }
 }
 

@@ -4,7 +4,7 @@
 //! exactly as node-pg leaves it, so both stores convert expiry instants to the same wall clock.
 
 use std::error::Error as StdError;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
@@ -15,8 +15,9 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Config, NoTls};
 
 use crate::backend::{Backend, Expiry};
+use crate::clock;
 use crate::error::{BackendError, BackendResult, ErrorKind};
-use crate::sql_ident;
+use crate::sql::{self, Statements};
 
 #[napi(object)]
 pub struct PostgresOptions {
@@ -37,16 +38,9 @@ pub struct PostgresOptions {
   pub statement_timeout_ms: Option<u32>,
 }
 
-struct Statements {
-  get: String,
-  set: String,
-  touch: String,
-  destroy: String,
-  ids: String,
-  all: String,
-  length: String,
-  clear: String,
-  prune: String,
+/// The table's statements plus what PostgreSQL needs besides them.
+struct TableSql {
+  ops: Statements,
   create: Vec<String>,
   /// Key of the advisory locks that serialise schema creation and pruning across processes.
   lock_key: String,
@@ -54,7 +48,7 @@ struct Statements {
 
 pub struct PostgresBackend {
   pool: Pool,
-  sql: Statements,
+  sql: TableSql,
   create_table_if_missing: bool,
   table_ready: tokio::sync::OnceCell<()>,
 }
@@ -127,25 +121,25 @@ impl PostgresBackend {
   }
 }
 
-fn statements(schema: Option<&str>, table: &str) -> BackendResult<Statements> {
+fn statements(schema: Option<&str>, table: &str) -> BackendResult<TableSql> {
   let t = match schema {
-    Some(s) => format!("{}.{}", sql_ident::quote(s)?, sql_ident::quote(table)?),
-    None => sql_ident::quote(table)?,
+    Some(s) => format!("{}.{}", sql::quote(s)?, sql::quote(table)?),
+    None => sql::quote(table)?,
   };
   // connect-pg-simple's fixed names for its default table; names derived from the table for any
   // other, because its fixed ones collide when a schema holds two session tables.
-  let pkey = sql_ident::quote(&sql_ident::derived(table, "_pkey", ""))?;
-  let index = sql_ident::quote(&sql_ident::derived(table, "_expire", "IDX_"))?;
+  let pkey = sql::quote(&sql::derived(table, "_pkey", ""))?;
+  let index = sql::quote(&sql::derived(table, "_expire", "IDX_"))?;
   let mut create = Vec::new();
   if let Some(s) = schema {
-    create.push(format!("CREATE SCHEMA IF NOT EXISTS {}", sql_ident::quote(s)?));
+    create.push(format!("CREATE SCHEMA IF NOT EXISTS {}", sql::quote(s)?));
   }
   create.push(format!(
     "CREATE TABLE IF NOT EXISTS {t} (\"sid\" varchar NOT NULL COLLATE \"default\", \"sess\" json NOT NULL, \
      \"expire\" timestamp(6) NOT NULL, CONSTRAINT {pkey} PRIMARY KEY (\"sid\") NOT DEFERRABLE INITIALLY IMMEDIATE)"
   ));
   create.push(format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (\"expire\")"));
-  Ok(Statements {
+  let ops = Statements {
     get: format!("SELECT sess FROM {t} WHERE sid = $1 AND expire >= to_timestamp($2)"),
     set: format!(
       "INSERT INTO {t} (sess, expire, sid) SELECT $1, to_timestamp($2), $3 \
@@ -159,14 +153,13 @@ fn statements(schema: Option<&str>, table: &str) -> BackendResult<Statements> {
     length: format!("SELECT count(*) FROM {t} WHERE expire >= to_timestamp($1)"),
     clear: format!("DELETE FROM {t}"),
     prune: format!("DELETE FROM {t} WHERE expire < to_timestamp($1)"),
-    lock_key: format!("ferrosession:{t}"),
-    create,
-  })
+  };
+  Ok(TableSql { ops, create, lock_key: format!("ferrosession:{t}") })
 }
 
 /// Creates the table once, under a transaction-scoped advisory lock so that stores starting
 /// together in several processes do not race each other's `CREATE`.
-async fn create_table(client: &Object, sql: &Statements) -> BackendResult<()> {
+async fn create_table(client: &Object, sql: &TableSql) -> BackendResult<()> {
   let mut batch = format!("BEGIN; SELECT pg_advisory_xact_lock(hashtext({})); ", literal(&sql.lock_key));
   for statement in &sql.create {
     batch.push_str(statement);
@@ -187,8 +180,7 @@ fn literal(s: &str) -> String {
 
 /// `Math.ceil(Date.now() / 1000)`, connect-pg-simple's "now" for expiry comparisons.
 fn now_secs() -> f64 {
-  let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as f64).unwrap_or(0.0);
-  (ms / 1000.0).ceil()
+  (clock::now_ms() / 1000.0).ceil()
 }
 
 /// connect-pg-simple stores `to_timestamp(Math.ceil(expires_ms / 1000))`.
@@ -206,7 +198,7 @@ impl Backend for PostgresBackend {
   }
 
   async fn get(&self, sid: &str) -> BackendResult<Option<String>> {
-    let rows = self.query(&self.sql.get, &[&sid, &now_secs()]).await?;
+    let rows = self.query(&self.sql.ops.get, &[&sid, &now_secs()]).await?;
     match rows.first() {
       Some(row) => Ok(Some(row.try_get::<_, StoredJson>(0).map_err(classify)?.0)),
       None => Ok(None),
@@ -215,25 +207,25 @@ impl Backend for PostgresBackend {
 
   async fn set(&self, sid: &str, value: &str, expiry: Option<Expiry>) -> BackendResult<()> {
     let expire = expire_secs(expiry)?;
-    self.execute(&self.sql.set, &[&JsonText(value), &expire, &sid]).await.map(drop)
+    self.execute(&self.sql.ops.set, &[&JsonText(value), &expire, &sid]).await.map(drop)
   }
 
   async fn touch(&self, sid: &str, value: &str, expiry: Option<Expiry>) -> BackendResult<()> {
     let expire = expire_secs(expiry)?;
-    self.execute(&self.sql.touch, &[&JsonText(value), &expire, &sid, &now_secs()]).await.map(drop)
+    self.execute(&self.sql.ops.touch, &[&JsonText(value), &expire, &sid, &now_secs()]).await.map(drop)
   }
 
   async fn destroy(&self, sid: &str) -> BackendResult<()> {
-    self.execute(&self.sql.destroy, &[&sid]).await.map(drop)
+    self.execute(&self.sql.ops.destroy, &[&sid]).await.map(drop)
   }
 
   async fn ids(&self) -> BackendResult<Vec<String>> {
-    let rows = self.query(&self.sql.ids, &[&now_secs()]).await?;
+    let rows = self.query(&self.sql.ops.ids, &[&now_secs()]).await?;
     rows.iter().map(|r| r.try_get::<_, String>(0).map_err(classify)).collect()
   }
 
   async fn all(&self) -> BackendResult<Vec<(String, String)>> {
-    let rows = self.query(&self.sql.all, &[&now_secs()]).await?;
+    let rows = self.query(&self.sql.ops.all, &[&now_secs()]).await?;
     rows
       .iter()
       .map(|r| Ok((r.try_get::<_, String>(0).map_err(classify)?, r.try_get::<_, StoredJson>(1).map_err(classify)?.0)))
@@ -241,13 +233,13 @@ impl Backend for PostgresBackend {
   }
 
   async fn length(&self) -> BackendResult<u64> {
-    let rows = self.query(&self.sql.length, &[&now_secs()]).await?;
+    let rows = self.query(&self.sql.ops.length, &[&now_secs()]).await?;
     let n: i64 = rows.first().map(|r| r.try_get(0)).transpose().map_err(classify)?.unwrap_or(0);
     Ok(n.max(0) as u64)
   }
 
   async fn clear(&self) -> BackendResult<u64> {
-    self.execute(&self.sql.clear, &[]).await
+    self.execute(&self.sql.ops.clear, &[]).await
   }
 
   /// Deletes expired rows unless another process holds the prune lock right now, so a fleet of
@@ -263,7 +255,7 @@ impl Backend for PostgresBackend {
     if !locked {
       return Ok(None);
     }
-    let stmt = tx.prepare_cached(&self.sql.prune).await.map_err(classify)?;
+    let stmt = tx.prepare_cached(&self.sql.ops.prune).await.map_err(classify)?;
     let removed = tx.execute(&stmt, &[&now_secs()]).await.map_err(classify)?;
     tx.commit().await.map_err(classify)?;
     Ok(Some(removed))
@@ -351,7 +343,7 @@ mod tests {
   #[test]
   fn default_table_keeps_connect_pg_simple_names() {
     let s = statements(None, "session").map_err(|e| e.detail).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(s.get, "SELECT sess FROM \"session\" WHERE sid = $1 AND expire >= to_timestamp($2)");
+    assert_eq!(s.ops.get, "SELECT sess FROM \"session\" WHERE sid = $1 AND expire >= to_timestamp($2)");
     assert!(s.create[0].contains("CONSTRAINT \"session_pkey\""));
     assert!(s.create[1].contains("\"IDX_session_expire\""));
   }
@@ -359,7 +351,7 @@ mod tests {
   #[test]
   fn hostile_names_stay_inside_quotes() {
     let s = statements(Some("x\"; DROP SCHEMA public; --"), "t\"").map_err(|e| e.detail).unwrap_or_else(|e| panic!("{e}"));
-    assert!(s.destroy.starts_with("DELETE FROM \"x\"\"; DROP SCHEMA public; --\".\"t\"\"\" WHERE"));
+    assert!(s.ops.destroy.starts_with("DELETE FROM \"x\"\"; DROP SCHEMA public; --\".\"t\"\"\" WHERE"));
   }
 
   #[test]

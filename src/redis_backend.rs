@@ -22,6 +22,8 @@ pub struct RedisOptions {
   pub scan_count: u32,
   pub connect_timeout_ms: Option<u32>,
   pub command_timeout_ms: Option<u32>,
+  /// PEM root certificate(s) to trust for `rediss://` instead of the system's.
+  pub tls_ca: Option<String>,
 }
 
 pub struct RedisBackend {
@@ -37,7 +39,11 @@ pub struct RedisBackend {
 
 impl RedisBackend {
   pub fn new(options: RedisOptions) -> BackendResult<Self> {
-    let client = Client::open(options.url.as_str()).map_err(|e| BackendError::invalid(format!("bad url: {e}")))?;
+    let client = match options.tls_ca {
+      Some(ca) => Client::build_with_tls(options.url.as_str(), redis::TlsCertificates { client_tls: None, root_cert: Some(ca.into_bytes()) }),
+      None => Client::open(options.url.as_str()),
+    }
+    .map_err(|e| BackendError::invalid(format!("bad url or TLS settings: {e}")))?;
     let connect_timeout = Duration::from_millis(u64::from(options.connect_timeout_ms.unwrap_or(5000)));
     // The per-request deadline is enforced around every operation (commandTimeout); the driver's
     // own response timeout is left off so a request is never failed twice.

@@ -19,4 +19,7 @@ fn init() {
   if let Ok(rt) = built {
     napi::bindgen_prelude::create_custom_tokio_runtime(rt);
   }
+  // TLS (`rediss://`) uses rustls with the ring provider: no system OpenSSL needed. Fails only if
+  // a provider is already installed in this process, which is just as good.
+  let _ = rustls::crypto::ring::default_provider().install_default();
 }

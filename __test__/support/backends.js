@@ -6,7 +6,9 @@
 const net = require('node:net')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { RedisStore, PostgresStore } = require('../..')
+const fs = require('node:fs')
+const os = require('node:os')
+const { RedisStore, PostgresStore, SqliteStore, MemoryStore } = require('../..')
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
@@ -24,6 +26,13 @@ function closedPort () {
       srv.close(() => resolve(port))
     })
   })
+}
+
+/** A fresh temporary directory per suite for SQLite files, removed by cleanup. */
+const sqliteDirs = new Map()
+function sqliteDir (suite) {
+  if (!sqliteDirs.has(suite)) sqliteDirs.set(suite, fs.mkdtempSync(path.join(os.tmpdir(), `ferrotest-${suite}-`)))
+  return sqliteDirs.get(suite)
 }
 
 const backends = {
@@ -72,6 +81,33 @@ const backends = {
       await client.query(`DROP SCHEMA IF EXISTS "ferrotest_${suite}" CASCADE`)
       await client.end()
     }
+  },
+
+  sqlite: {
+    name: 'sqlite',
+    create (suite, options = {}) {
+      // One file per suite, one table per store: stores share the file as app processes would.
+      return new SqliteStore({ path: path.join(sqliteDir(suite), 'sessions.sqlite'), tableName: `t_${uniq()}`, cleanupInterval: 0, ...options })
+    },
+    async unreachable (options = {}) {
+      return new SqliteStore({ path: '/nonexistent-dir/ferrosession/sessions.sqlite', cleanupInterval: 0, ...options })
+    },
+    async cleanup (suite) {
+      if (sqliteDirs.has(suite)) fs.rmSync(sqliteDirs.get(suite), { recursive: true, force: true })
+      sqliteDirs.delete(suite)
+    }
+  },
+
+  memory: {
+    name: 'memory',
+    // memorystore's ttl is in milliseconds.
+    ttlScale: 1000,
+    create (suite, options = {}) {
+      return new MemoryStore(options)
+    },
+    // In-process: there is no server to be unreachable.
+    unreachable: null,
+    async cleanup () {}
   }
 }
 
@@ -89,6 +125,7 @@ function storeFactory (backend, suite) {
       return store
     },
     async unreachable (options) {
+      if (!backend.unreachable) throw new Error(`${backend.name} has no server to be unreachable`)
       const store = await backend.unreachable(options)
       made.push(store)
       return store

@@ -62,18 +62,40 @@ function privateServer ({ port, url, dir, launch, settle = 0 }) {
   return server
 }
 
-/** A redis-server of our own. `kill()` SIGKILLs it; `start()` brings it back on the same port. */
-async function startRedis () {
+/**
+ * A redis-server of our own. `kill()` SIGKILLs it; `start()` brings it back on the same port.
+ * With `{ tls: true }` it speaks only TLS, with a certificate from a throwaway CA whose PEM is
+ * `server.ca`.
+ */
+async function startRedis ({ tls = false } = {}) {
   const port = await closedPort()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-redis-'))
+  const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+  if (tls) {
+    makeCertificates(dir)
+    args.push('--port', '0', '--tls-port', String(port), '--tls-auth-clients', 'no',
+      '--tls-cert-file', path.join(dir, 'server.crt'), '--tls-key-file', path.join(dir, 'server.key'), '--tls-ca-cert-file', path.join(dir, 'ca.crt'))
+  } else {
+    args.push('--port', String(port))
+  }
   const server = privateServer({
     port,
     dir,
-    url: `redis://127.0.0.1:${port}`,
-    launch: () => spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
+    url: `${tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
+    launch: () => spawn('redis-server', args, { stdio: 'ignore' })
   })
+  if (tls) server.ca = fs.readFileSync(path.join(dir, 'ca.crt'), 'utf8')
   await server.start()
   return server
+}
+
+/** A CA and a server certificate for 127.0.0.1 signed by it, made with the openssl CLI. */
+function makeCertificates (dir) {
+  const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' })
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=ferrosession test CA')
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1')
+  fs.writeFileSync(path.join(dir, 'ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost')
+  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '1', '-extfile', 'ext')
 }
 
 

@@ -1,6 +1,20 @@
-//! SQL identifier quoting, in one place for every SQL backend: any name works, none injects.
+//! What every SQL backend shares: identifier quoting (any name works, none injects) and the
+//! set of statements, one per store operation, each backend writes in its own dialect.
 
 use crate::error::{BackendError, BackendResult};
+
+/// One statement per store operation, built once per store from its quoted table name.
+pub struct Statements {
+  pub get: String,
+  pub set: String,
+  pub touch: String,
+  pub destroy: String,
+  pub ids: String,
+  pub all: String,
+  pub length: String,
+  pub clear: String,
+  pub prune: String,
+}
 
 /// PostgreSQL's (and SQLite's) limit on identifier length, in bytes.
 const MAX_IDENT_BYTES: usize = 63;

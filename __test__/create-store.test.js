@@ -1,0 +1,37 @@
+'use strict'
+// createStore: one entry point that picks the store from a URL.
+
+const path = require('node:path')
+const { createStore, RedisStore, PostgresStore, SqliteStore, MemoryStore } = require('..')
+
+test.each([
+  ['redis://127.0.0.1:6379', RedisStore],
+  ['rediss://user:pw@example.com:6380/2', RedisStore],
+  ['postgres://postgres@127.0.0.1/test', PostgresStore],
+  ['postgresql://postgres@127.0.0.1/test', PostgresStore],
+  ['sqlite::memory:', SqliteStore],
+  ['memory:', MemoryStore]
+])('%s makes a %p', async (url, Class) => {
+  const store = createStore(url)
+  expect(store).toBeInstanceOf(Class)
+  await store.close()
+})
+
+test('no URL makes the embedded SqliteStore on sessions.sqlite in the working directory', async () => {
+  const store = createStore()
+  expect(store).toBeInstanceOf(SqliteStore)
+  expect(store.path).toBe(path.resolve('sessions.sqlite'))
+  await store.close()
+})
+
+test('sqlite:<path> uses that file, and options pass through', async () => {
+  const store = createStore('sqlite:/tmp/x.sqlite', { tableName: 'mine' })
+  expect([store.path, store.tableName]).toEqual(['/tmp/x.sqlite', 'mine'])
+  await store.close()
+})
+
+test('an unknown scheme is a clear error naming the supported ones, without leaking credentials', () => {
+  expect(() => createStore('mongodb://user:secret@host/db')).toThrow(
+    'ferrosession createStore: unsupported store URL "host/db"; supported: redis://, rediss://, postgres://, postgresql://, sqlite:<path>, memory:, or no URL for the embedded SQLite store')
+  expect(() => createStore(42)).toThrow(TypeError)
+})

@@ -1,0 +1,51 @@
+'use strict'
+// What only MemoryStore does: it stays within its bounds however much is written.
+
+const { MemoryStore } = require('..')
+const { sessionData, sleep } = require('./support/backends')
+
+test('writing 10x max sessions keeps exactly max, the most recent ones', async () => {
+  const store = new MemoryStore({ max: 1000 })
+  for (let i = 0; i < 10000; i++) await store.set(`s${i}`, sessionData(60000, { i }))
+  expect(await store.length()).toBe(1000)
+  expect((await store.get('s9999')).i).toBe(9999)
+  expect(await store.get('s8999')).toBeNull()
+  expect((await store.get('s9000')).i).toBe(9000)
+})
+
+test('a read keeps a session from being the next one evicted', async () => {
+  const store = new MemoryStore({ max: 3 })
+  for (const sid of ['a', 'b', 'c']) await store.set(sid, sessionData())
+  await store.get('a')
+  await store.set('d', sessionData())
+  expect((await store.ids()).sort()).toEqual(['a', 'c', 'd'])
+})
+
+test('maxBytes bounds the total size, and a session larger than it is refused', async () => {
+  const store = new MemoryStore({ max: Infinity, maxBytes: 100000 })
+  const sess = sessionData(60000, { blob: 'x'.repeat(900) })
+  const each = JSON.stringify(sess).length + 'sid-0000'.length
+  for (let i = 0; i < 10000; i++) await store.set(`sid-${String(i).padStart(4, '0')}`, sess)
+  expect(await store.length()).toBe(Math.floor(100000 / each))
+  await expect(store.set('huge', sessionData(60000, { blob: 'x'.repeat(200000) }))).rejects.toThrow(/maxBytes/)
+})
+
+test('expired sessions are removed by the checkPeriod sweep', async () => {
+  const store = new MemoryStore({ checkPeriod: 50 })
+  for (let i = 0; i < 5; i++) await store.set(`short${i}`, sessionData(30))
+  await sleep(200)
+  expect(await store.prune()).toBe(0) // the sweep got there first
+  const unswept = new MemoryStore()
+  for (let i = 0; i < 5; i++) await unswept.set(`short${i}`, sessionData(30))
+  await sleep(60)
+  expect(await unswept.prune()).toBe(5)
+  store.stopInterval()
+})
+
+test('memorystore\'s ttl is in milliseconds and applies to sessions without a cookie expiry', async () => {
+  const store = new MemoryStore({ ttl: 100 })
+  await store.set('browser', { cookie: { originalMaxAge: null, expires: null } })
+  expect(await store.get('browser')).not.toBeNull()
+  await sleep(1150) // the ttl rounds up to whole seconds, as every store's does
+  expect(await store.get('browser')).toBeNull()
+})

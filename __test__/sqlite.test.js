@@ -1,0 +1,137 @@
+'use strict'
+// What only SqliteStore does: connect-session-knex's file format, WAL, several processes on one
+// file, pruning, and connect-session-knex v4's option names.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { spawn } = require('node:child_process')
+const { promisify } = require('node:util')
+const Database = require('better-sqlite3')
+const { SqliteStore } = require('..')
+const { sessionData, sleep } = require('./support/backends')
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotest-sqlite-'))
+const stores = []
+const store = (options) => {
+  const s = new SqliteStore({ cleanupInterval: 0, ...options })
+  stores.push(s)
+  return s
+}
+afterAll(async () => {
+  await Promise.all(stores.map((s) => s.close()))
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+describe('connect-session-knex 5 on the same file', () => {
+  const file = path.join(dir, 'knex.sqlite')
+  let knex, theirs, ours
+  const call = (method, ...args) => promisify(theirs[method].bind(theirs))(...args)
+  const raw = (sid) => new Database(file, { readonly: true }).prepare('SELECT sess, expired FROM sessions WHERE sid = ?').get(sid)
+
+  beforeAll(async () => {
+    const { ConnectSessionKnexStore } = require('connect-session-knex')
+    knex = require('knex')({ client: 'better-sqlite3', connection: { filename: file }, useNullAsDefault: true })
+    theirs = new ConnectSessionKnexStore({ knex, cleanupInterval: 0 })
+    await theirs.ready
+    ours = store({ path: file })
+  })
+  afterAll(() => knex.destroy())
+
+  test('a session written by connect-session-knex is read, touched and destroyed by SqliteStore', async () => {
+    const sess = sessionData(3600000, { user: 'zoë', big: 1e21 })
+    await call('set', 'theirs', sess)
+    expect(await ours.get('theirs')).toEqual(sess)
+    const later = { ...sess, cookie: { ...sess.cookie, expires: new Date(Date.now() + 7200000).toISOString() } }
+    await ours.touch('theirs', later)
+    expect(raw('theirs').expired).toBe(later.cookie.expires)
+    expect((await call('get', 'theirs')).cookie.expires).toBe(later.cookie.expires)
+    await ours.destroy('theirs')
+    expect(await call('get', 'theirs')).toBeNull()
+  })
+
+  test('a session written by SqliteStore is stored as connect-session-knex stores it, and it reads it', async () => {
+    const sess = sessionData(3600000, { user: 'zoë' })
+    // connect-session-knex reads express-session's Cookie#maxAge getter; give the plain object one.
+    Object.defineProperty(sess.cookie, 'maxAge', { get () { return Date.parse(this.expires) - Date.now() } })
+    await ours.set('ours', sess)
+    await call('set', 'theirs-copy', sess)
+    const [mine, knexRow] = [raw('ours'), raw('theirs-copy')]
+    expect(mine.sess).toBe(knexRow.sess)
+    expect(mine.expired).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+    expect(Math.abs(Date.parse(mine.expired) - Date.parse(knexRow.expired))).toBeLessThan(1000)
+    expect(await call('get', 'ours')).toEqual(sess)
+    expect(await call('length')).toBe(await ours.length())
+  })
+})
+
+describe('the file', () => {
+  test('is in WAL mode, with connect-session-knex\'s table and index', async () => {
+    const file = path.join(dir, 'wal.sqlite')
+    const s = store({ path: file })
+    await s.set('x', sessionData())
+    const db = new Database(file, { readonly: true })
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' AND sql IS NOT NULL").all())
+      .toEqual([{ name: 'sessions_expired_index' }])
+    db.close()
+  })
+
+  test('connect-session-knex v4 option names are honoured', async () => {
+    const file = path.join(dir, 'v4.sqlite')
+    const s = store({ path: file, tablename: 'legacy', sidfieldname: 'id' })
+    await s.set('x', sessionData())
+    const db = new Database(file, { readonly: true })
+    expect(db.prepare('SELECT id FROM legacy').all()).toEqual([{ id: 'x' }])
+    db.close()
+  })
+
+  test('is created lazily: a store that is never used creates nothing', async () => {
+    const file = path.join(dir, 'lazy.sqlite')
+    await store({ path: file }).close()
+    expect(fs.existsSync(file)).toBe(false)
+  })
+
+  test('pruning removes expired rows on an unref\'d timer', async () => {
+    const file = path.join(dir, 'prune.sqlite')
+    const s = store({ path: file, cleanupInterval: 200 })
+    await s.set('live', sessionData(60000))
+    const db = new Database(file)
+    db.prepare("INSERT INTO sessions (sid, sess, expired) VALUES ('dead', '{}', '2000-01-01T00:00:00.000Z')").run()
+    expect(s._pruning.timer.hasRef()).toBe(false)
+    await sleep(450)
+    expect(db.prepare('SELECT sid FROM sessions').all()).toEqual([{ sid: 'live' }])
+    db.close()
+  })
+})
+
+/** A child process that writes `n` sessions through its own store and reports its errors. */
+function writer (file, name, n) {
+  const script = `
+    const { SqliteStore } = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const store = new SqliteStore({ path: ${JSON.stringify(file)}, cleanupInterval: 0 })
+    const errors = []
+    const sess = (i) => ({ cookie: { expires: new Date(Date.now() + 60000).toISOString(), originalMaxAge: 60000 }, i })
+    let left = ${n}
+    for (let i = 0; i < ${n}; i++) {
+      store.set(${JSON.stringify(name)} + i, sess(i), (err) => {
+        if (err) errors.push(err.code + ' ' + err.message)
+        if (--left === 0) store.close(() => console.log(JSON.stringify({ errors })))
+      })
+    }`
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => { out += d })
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`writer exited ${code}`))))
+  })
+}
+
+test('two Node processes writing to one file at once: no lost write, no SQLITE_BUSY reaches a callback', async () => {
+  const file = path.join(dir, 'shared.sqlite')
+  await store({ path: file }).set('seed', sessionData()) // creates the table before the race
+  const [a, b] = await Promise.all([writer(file, 'a', 400), writer(file, 'b', 400)])
+  expect(a.errors).toEqual([])
+  expect(b.errors).toEqual([])
+  expect(await store({ path: file }).length()).toBe(801)
+}, 60000)

@@ -1,0 +1,246 @@
+//! An in-process store that is safe in production: bounded by entries (least recently used
+//! evicted first) and optionally by bytes, with expiry from the cookie. No I/O, so it runs inline
+//! on the calling thread instead of hopping to the runtime.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use napi_derive::napi;
+
+use crate::backend::{Backend, Expiry};
+use crate::clock::now_ms;
+use crate::error::{BackendError, BackendResult};
+
+#[napi(object)]
+pub struct MemoryOptions {
+  /// Most sessions kept; the least recently used go first. Absent: no entry limit.
+  pub max: Option<u32>,
+  /// Most bytes of session ids plus serialised sessions kept. Absent: no byte limit.
+  pub max_bytes: Option<f64>,
+}
+
+struct Entry {
+  value: String,
+  expires_at_ms: f64,
+  last_use: u64,
+}
+
+#[derive(Default)]
+struct Lru {
+  entries: HashMap<String, Entry>,
+  /// last_use tick -> sid: the oldest first.
+  order: BTreeMap<u64, String>,
+  tick: u64,
+  bytes: usize,
+}
+
+impl Lru {
+  fn bump(&mut self, sid: &str) {
+    self.tick += 1;
+    let tick = self.tick;
+    if let Some(e) = self.entries.get_mut(sid) {
+      self.order.remove(&e.last_use);
+      e.last_use = tick;
+      self.order.insert(tick, sid.to_string());
+    }
+  }
+
+  fn remove(&mut self, sid: &str) -> bool {
+    match self.entries.remove(sid) {
+      Some(e) => {
+        self.order.remove(&e.last_use);
+        self.bytes -= sid.len() + e.value.len();
+        true
+      }
+      None => false,
+    }
+  }
+
+  fn insert(&mut self, sid: String, value: String, expires_at_ms: f64) {
+    self.remove(&sid);
+    self.tick += 1;
+    self.bytes += sid.len() + value.len();
+    self.order.insert(self.tick, sid.clone());
+    self.entries.insert(sid, Entry { value, expires_at_ms, last_use: self.tick });
+  }
+
+  fn evict_oldest(&mut self) -> bool {
+    let Some((_, sid)) = self.order.pop_first() else { return false };
+    if let Some(e) = self.entries.remove(&sid) {
+      self.bytes -= sid.len() + e.value.len();
+    }
+    true
+  }
+
+  fn live(&self, now: f64) -> impl Iterator<Item = (&String, &Entry)> {
+    self.entries.iter().filter(move |(_, e)| e.expires_at_ms > now)
+  }
+}
+
+pub struct MemoryBackend {
+  lru: Mutex<Lru>,
+  max: Option<usize>,
+  max_bytes: Option<usize>,
+}
+
+impl MemoryBackend {
+  pub fn new(o: MemoryOptions) -> BackendResult<Self> {
+    let max_bytes = match o.max_bytes {
+      Some(b) if !(b.is_finite() && b >= 1.0) => return Err(BackendError::invalid("maxBytes must be a positive number")),
+      Some(b) => Some(b as usize),
+      None => None,
+    };
+    Ok(Self { lru: Mutex::new(Lru::default()), max: o.max.map(|m| m.max(1) as usize), max_bytes })
+  }
+
+  /// A panic while holding the lock leaves the map consistent (each step is complete), so a
+  /// poisoned lock is taken over rather than failing every later request.
+  fn lock(&self) -> MutexGuard<'_, Lru> {
+    self.lru.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+  }
+
+  fn write(&self, sid: &str, value: &str, expiry: Option<Expiry>, only_if_live: bool) -> BackendResult<()> {
+    let size = sid.len() + value.len();
+    if self.max_bytes.is_some_and(|limit| size > limit) {
+      return Err(BackendError::invalid(format!("the session is {size} bytes, more than maxBytes allows in total")));
+    }
+    let now = now_ms();
+    let mut lru = self.lock();
+    if only_if_live && !lru.entries.get(sid).is_some_and(|e| e.expires_at_ms > now) {
+      return Ok(());
+    }
+    lru.insert(sid.to_string(), value.to_string(), expiry.map_or(f64::INFINITY, |e| e.at_ms));
+    while self.max.is_some_and(|m| lru.entries.len() > m) || self.max_bytes.is_some_and(|m| lru.bytes > m) {
+      if !lru.evict_oldest() {
+        break;
+      }
+    }
+    Ok(())
+  }
+}
+
+#[async_trait]
+impl Backend for MemoryBackend {
+  fn name(&self) -> &'static str {
+    "memory"
+  }
+
+  fn runs_inline(&self) -> bool {
+    true
+  }
+
+  async fn get(&self, sid: &str) -> BackendResult<Option<String>> {
+    let now = now_ms();
+    let mut lru = self.lock();
+    let value = match lru.entries.get(sid) {
+      Some(e) if e.expires_at_ms > now => Some(e.value.clone()),
+      Some(_) => {
+        lru.remove(sid); // expired: removed on access
+        return Ok(None);
+      }
+      None => None,
+    };
+    if value.is_some() {
+      lru.bump(sid);
+    }
+    Ok(value)
+  }
+
+  async fn set(&self, sid: &str, value: &str, expiry: Option<Expiry>) -> BackendResult<()> {
+    self.write(sid, value, expiry, false)
+  }
+
+  async fn touch(&self, sid: &str, value: &str, expiry: Option<Expiry>) -> BackendResult<()> {
+    self.write(sid, value, expiry, true)
+  }
+
+  async fn destroy(&self, sid: &str) -> BackendResult<()> {
+    self.lock().remove(sid);
+    Ok(())
+  }
+
+  async fn ids(&self) -> BackendResult<Vec<String>> {
+    Ok(self.lock().live(now_ms()).map(|(sid, _)| sid.clone()).collect())
+  }
+
+  async fn all(&self) -> BackendResult<Vec<(String, String)>> {
+    Ok(self.lock().live(now_ms()).map(|(sid, e)| (sid.clone(), e.value.clone())).collect())
+  }
+
+  async fn length(&self) -> BackendResult<u64> {
+    Ok(self.lock().live(now_ms()).count() as u64)
+  }
+
+  async fn clear(&self) -> BackendResult<u64> {
+    let mut lru = self.lock();
+    let n = lru.entries.len() as u64;
+    *lru = Lru::default();
+    Ok(n)
+  }
+
+  async fn prune(&self) -> BackendResult<Option<u64>> {
+    let now = now_ms();
+    let mut lru = self.lock();
+    let dead: Vec<String> = lru.entries.iter().filter(|(_, e)| e.expires_at_ms <= now).map(|(s, _)| s.clone()).collect();
+    for sid in &dead {
+      lru.remove(sid);
+    }
+    Ok(Some(dead.len() as u64))
+  }
+
+  async fn ping(&self) -> BackendResult<()> {
+    Ok(())
+  }
+
+  async fn close(&self) {
+    *self.lock() = Lru::default();
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use futures_util::FutureExt;
+
+  fn store(max: Option<u32>, max_bytes: Option<f64>) -> MemoryBackend {
+    MemoryBackend::new(MemoryOptions { max, max_bytes }).unwrap_or_else(|e| panic!("{}", e.detail))
+  }
+  fn later() -> Option<Expiry> {
+    Some(Expiry { at_ms: now_ms() + 60_000.0, ttl_secs: 60 })
+  }
+
+  #[test]
+  fn evicts_the_least_recently_used_beyond_max() {
+    let m = store(Some(2), None);
+    for sid in ["a", "b"] {
+      assert!(m.set(sid, "{}", later()).now_or_never().is_some());
+    }
+    assert_eq!(m.get("a").now_or_never().and_then(|r| r.ok()).flatten().as_deref(), Some("{}")); // a is now recent
+    let _ = m.set("c", "{}", later()).now_or_never();
+    let mut ids = m.ids().now_or_never().and_then(|r| r.ok()).unwrap_or_default();
+    ids.sort();
+    assert_eq!(ids, ["a", "c"]);
+  }
+
+  #[test]
+  fn stays_within_max_bytes_and_refuses_a_session_larger_than_it() {
+    let m = store(None, Some(100.0));
+    for i in 0..50 {
+      let _ = m.set(&format!("s{i}"), &"x".repeat(20), later()).now_or_never();
+    }
+    assert!(m.lock().bytes <= 100);
+    assert!(m.set("big", &"x".repeat(200), later()).now_or_never().is_some_and(|r| r.is_err()));
+  }
+
+  #[test]
+  fn touch_never_recreates_and_expired_entries_are_gone() {
+    let m = store(None, None);
+    let _ = m.touch("ghost", "{}", later()).now_or_never();
+    assert_eq!(m.lock().entries.len(), 0);
+    let past = Some(Expiry { at_ms: now_ms() - 1.0, ttl_secs: 0 });
+    let _ = m.set("old", "{}", past).now_or_never();
+    assert_eq!(m.get("old").now_or_never().and_then(|r| r.ok()).flatten(), None);
+    assert_eq!(m.lock().entries.len(), 0);
+  }
+}
