@@ -55,7 +55,8 @@ pub trait Backend: Send + Sync + 'static {
     Ok(Some(0))
   }
 
-  /// A cheap round trip, used to notice that an unavailable backend is back.
+  /// A cheap round trip that proves the server accepts work again, used to notice that an
+  /// unavailable backend is back: it must not succeed on a connection left over from before.
   async fn ping(&self) -> BackendResult<()>;
 
   /// Release connections. Later calls may reconnect; the JS side stops calling after close().

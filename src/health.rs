@@ -2,7 +2,10 @@
 //! listens to. Rules (shared/docs/decisions.md): `disconnect` when an outage is seen; `connect`
 //! only after a `disconnect` this store emitted, never for the first connection. After a
 //! `disconnect` a probe loop pings the backend until it answers, so the store comes back by
-//! itself even when express-session has stopped sending it requests.
+//! itself even when express-session has stopped sending it requests. Only the probe announces
+//! `connect`: during an outage some requests can still succeed (a killed PostgreSQL leaves
+//! orphaned backends answering on open connections), and letting those flip the state makes the
+//! readiness switch flap.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -33,8 +36,8 @@ impl Health {
     self.closed.store(true, Ordering::Release);
   }
 
-  /// A request succeeded: if we had announced an outage, announce the recovery.
-  pub fn saw_success(&self) {
+  /// The probe reached the backend: announce the recovery of an outage we had announced.
+  fn recovered(&self) {
     if self.down.swap(false, Ordering::AcqRel) && !self.is_closed() {
       self.sender.event(self.store_id, "connect", String::new());
     }
@@ -57,7 +60,7 @@ impl Health {
           return;
         }
         if backend.ping().await.is_ok() {
-          health.saw_success();
+          health.recovered();
           return;
         }
       }

@@ -191,10 +191,7 @@ impl NativeStore {
     let finish = move |outcome: BackendResult<Value>| {
       let name = backend.name();
       match outcome {
-        Ok(value) => {
-          health.saw_success();
-          sender.answer(id, Ok(value));
-        }
+        Ok(value) => sender.answer(id, Ok(value)),
         Err(err) => {
           let message = err.message(name, op);
           if err.kind.is_outage() {

@@ -48,6 +48,8 @@ struct TableSql {
 
 pub struct PostgresBackend {
   pool: Pool,
+  /// For the recovery probe's own fresh connection.
+  config: Config,
   sql: TableSql,
   create_table_if_missing: bool,
   table_ready: tokio::sync::OnceCell<()>,
@@ -87,7 +89,7 @@ impl PostgresBackend {
       options.push_str(&format!(" -c statement_timeout={ms}"));
       config.options(options.trim());
     }
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let pool = Pool::builder(manager)
       .max_size(o.pool_size.unwrap_or(10).max(1) as usize)
       .runtime(Runtime::Tokio1)
@@ -97,7 +99,7 @@ impl PostgresBackend {
       .build()
       .map_err(|e| BackendError::invalid(format!("cannot build the connection pool: {e}")))?;
     let sql = statements(o.schema_name.as_deref().filter(|s| !s.is_empty()), &o.table_name)?;
-    Ok(Self { pool, sql, create_table_if_missing: o.create_table_if_missing, table_ready: tokio::sync::OnceCell::new() })
+    Ok(Self { pool, config, sql, create_table_if_missing: o.create_table_if_missing, table_ready: tokio::sync::OnceCell::new() })
   }
 
   async fn client(&self) -> BackendResult<Object> {
@@ -261,9 +263,15 @@ impl Backend for PostgresBackend {
     Ok(Some(removed))
   }
 
+  /// A fresh connection, not a pooled one: after the postmaster dies, its orphaned backends can
+  /// still answer on connections opened before, but nothing new can connect until it is back.
   async fn ping(&self) -> BackendResult<()> {
-    let client = self.pool.get().await.map_err(classify_pool)?;
-    client.simple_query("").await.map(drop).map_err(classify)
+    let (client, connection) = self.config.connect(NoTls).await.map_err(classify)?;
+    let driver = tokio::spawn(connection);
+    let answered = client.simple_query("").await.map(drop).map_err(classify);
+    drop(client);
+    let _ = driver.await;
+    answered
   }
 
   async fn close(&self) {

@@ -160,3 +160,23 @@ async function ownServer (backendName) {
 }
 
 module.exports.ownServer = ownServer
+
+/** A TCP listener that accepts connections and never answers: a hung server. */
+async function silentServer () {
+  const sockets = new Set()
+  const server = net.createServer((socket) => {
+    sockets.add(socket)
+    socket.on('error', () => {})
+    socket.on('close', () => sockets.delete(socket))
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: server.address().port,
+    close: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy()
+      server.close(resolve)
+    })
+  }
+}
+
+module.exports.silentServer = silentServer

@@ -1,0 +1,209 @@
+'use strict'
+// Outages with real servers of our own: killed under load, absent at start, hung, and (for
+// PostgreSQL) an exhausted pool. The store must never crash or hang the process, every callback
+// must fire exactly once, and it must come back by itself.
+
+const { RedisStore, PostgresStore } = require('..')
+const { ownServer, silentServer } = require('./support/servers')
+const { sessionData, sleep } = require('./support/backends')
+
+const COMMAND_TIMEOUT = 1000
+const IN_FLIGHT = 200
+
+// Any unhandled rejection or uncaught exception during these tests fails them.
+const escaped = []
+const onEscape = (err) => escaped.push(err)
+beforeAll(() => {
+  process.on('unhandledRejection', onEscape)
+  process.on('uncaughtException', onEscape)
+})
+afterAll(() => {
+  process.off('unhandledRejection', onEscape)
+  process.off('uncaughtException', onEscape)
+})
+afterEach(() => expect(escaped).toEqual([]))
+
+/**
+ * Keeps IN_FLIGHT get/set/touch chains running until stop(). Every request is recorded with the
+ * times it was issued and answered and how many times its callback fired.
+ */
+function loadGenerator (store) {
+  const ops = []
+  let running = true
+  const sids = Array.from({ length: 100 }, (_, i) => `load-${i}`)
+  const chain = async () => {
+    while (running) {
+      const op = { kind: ['get', 'set', 'touch'][ops.length % 3], issuedAt: Date.now(), calls: 0, err: null }
+      ops.push(op)
+      const sid = sids[ops.length % sids.length]
+      await new Promise((resolve) => {
+        const cb = (err) => {
+          op.calls++
+          if (op.calls > 1) return // a second call is recorded and fails the test below
+          op.doneAt = Date.now()
+          op.err = err || null
+          resolve()
+        }
+        if (op.kind === 'get') store.get(sid, cb)
+        else store[op.kind](sid, sessionData(60000, { n: ops.length }), cb)
+      })
+      if (op.err) await sleep(10) // pace the retries of a real app, without spinning
+    }
+  }
+  const chains = Array.from({ length: IN_FLIGHT }, chain)
+  return {
+    ops,
+    async stop () {
+      running = false
+      await Promise.all(chains)
+    }
+  }
+}
+
+for (const backend of ['redis', 'postgres']) {
+  describe(`${backend}: outages`, () => {
+    let own
+    beforeAll(async () => { own = await ownServer(backend) })
+    afterAll(() => own.server.stop())
+
+    test('killed under load and restarted: no crash, no hang, every callback once, back by itself', async () => {
+      const store = own.create({ commandTimeout: COMMAND_TIMEOUT, connectTimeout: 500, poolSize: 10 })
+      const events = []
+      store.on('disconnect', () => events.push(['disconnect', Date.now()]))
+      store.on('connect', () => events.push(['connect', Date.now()]))
+      await store.ready()
+      const load = loadGenerator(store)
+      await sleep(1000)
+
+      const killedAt = Date.now()
+      await own.server.kill()
+      await sleep(3000)
+      await own.server.start()
+      const backAt = Date.now()
+      while (!events.some(([e]) => e === 'connect') && Date.now() - backAt < 5000) await sleep(20)
+      await sleep(1000)
+      await load.stop()
+
+      const { ops } = load
+      const report = summarise(ops, killedAt, backAt, events)
+      console.log(`${backend} outage: ${JSON.stringify(report)}`)
+
+      expect(ops.every((op) => op.calls === 1)).toBe(true) // every callback fired, exactly once
+      expect(report.okBefore).toBeGreaterThan(100)
+      expect(report.failedWhileDown).toBeGreaterThan(0)
+      expect(report.slowestFailureMs).toBeLessThanOrEqual(COMMAND_TIMEOUT + 500) // none hung
+      expect(report.unclearErrors).toEqual([])
+      expect(events.map(([e]) => e)).toEqual(['disconnect', 'connect'])
+      expect(report.recoveryMs).toBeLessThan(2000) // first success after the server is back
+      expect(report.okAfter).toBeGreaterThan(100)
+      await store.close()
+    }, 30000)
+
+    test('absent at start: the store constructs, fails fast, and connects when the server appears', async () => {
+      await own.server.kill()
+      const store = own.create({ commandTimeout: COMMAND_TIMEOUT, connectTimeout: 500 })
+      const events = []
+      store.on('disconnect', () => events.push('disconnect'))
+      store.on('connect', () => events.push('connect'))
+      const started = Date.now()
+      const err = await store.get('x').catch((e) => e)
+      expect(Date.now() - started).toBeLessThan(COMMAND_TIMEOUT + 200)
+      expect(err.code).toMatch(/ESESSION_(UNAVAILABLE|TIMEOUT)/)
+      expect(events).toEqual(['disconnect'])
+      await own.server.start()
+      const deadline = Date.now() + 5000
+      while (!events.includes('connect') && Date.now() < deadline) await sleep(20)
+      expect(events).toEqual(['disconnect', 'connect'])
+      await expect(store.set('x', sessionData())).resolves.toBeUndefined()
+      await store.close()
+    }, 20000)
+  })
+}
+
+describe.each([
+  ['redis', (port) => new RedisStore({ url: `redis://127.0.0.1:${port}`, commandTimeout: 500, connectTimeout: 300 })],
+  ['postgres', (port) => new PostgresStore({ conString: `postgres://postgres@127.0.0.1:${port}/x`, commandTimeout: 500, connectTimeout: 300, pruneSessionInterval: false })]
+])('%s: a server that accepts connections but never answers', (backend, make) => {
+  test('every call ends within the timeouts with a clear error', async () => {
+    const hung = await silentServer()
+    const store = make(hung.port)
+    try {
+      const started = Date.now()
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.get(`s${i}`).catch((e) => e)))
+      expect(Date.now() - started).toBeLessThan(1500)
+      for (const err of results) {
+        expect(err.code).toMatch(/ESESSION_(TIMEOUT|UNAVAILABLE)/)
+        expect(err.message).toMatch(new RegExp(`^ferrosession ${backend} get: `))
+      }
+    } finally {
+      await store.close()
+      await hung.close()
+    }
+  })
+})
+
+describe('postgres: an exhausted pool', () => {
+  test('waits for a connection up to the timeout, then errors; recovers once connections free up', async () => {
+    const { DATABASE_URL } = require('./support/backends')
+    const pg = require('pg')
+    const schemaName = `ferrotest_pool_${process.pid}`
+    const admin = new pg.Client({ connectionString: DATABASE_URL })
+    await admin.connect()
+    await admin.query(`CREATE SCHEMA IF NOT EXISTS "${schemaName}"`)
+    const store = new PostgresStore({ conString: DATABASE_URL, schemaName, createTableIfMissing: true, poolSize: 1, commandTimeout: 800, pruneSessionInterval: false })
+    try {
+      await store.set('locked', sessionData())
+      await admin.query('BEGIN')
+      await admin.query(`SELECT * FROM "${schemaName}".session WHERE sid = 'locked' FOR UPDATE`)
+      const started = Date.now()
+      const [blocked, waiting] = await Promise.all([
+        store.set('locked', sessionData()).catch((e) => e), // holds the only connection, stuck on the lock
+        sleep(50).then(() => store.get('other').catch((e) => e)) // finds no free connection
+      ])
+      expect(Date.now() - started).toBeLessThan(2000)
+      expect(blocked.code).toMatch(/ESESSION_(TIMEOUT|BACKEND)/)
+      expect(waiting.code).toBe('ESESSION_TIMEOUT')
+      await admin.query('ROLLBACK')
+      await expect(store.set('locked', sessionData())).resolves.toBeUndefined()
+      await expect(store.get('other')).resolves.toBeNull()
+    } finally {
+      await store.close()
+      await admin.query(`DROP SCHEMA "${schemaName}" CASCADE`)
+      await admin.end()
+    }
+  })
+})
+
+test('a panic inside a spawned task, or inline, becomes an error; the store and the process live on', async () => {
+  const { MemoryStore, SqliteStore } = require('..')
+  // SQLite runs on the runtime (the spawned path); memory runs inline on the JS thread.
+  for (const store of [new SqliteStore({ path: ':memory:', cleanupInterval: 0 }), new MemoryStore()]) {
+    const err = await new Promise((resolve) => store._call('panicInTask', resolve))
+    expect(err).toBeInstanceOf(Error)
+    expect(err.code).toBe('ESESSION_PANIC')
+    expect(err.message).toMatch(/^ferrosession (sqlite|memory) panic test: native panic/)
+    await store.set('after', sessionData(60000, { ok: true }))
+    expect((await store.get('after')).ok).toBe(true)
+    await store.close()
+  }
+})
+
+/** What the load saw, for the assertions and the closing note. */
+function summarise (ops, killedAt, backAt, events) {
+  const failed = ops.filter((op) => op.err)
+  const whileDown = failed.filter((op) => op.issuedAt >= killedAt && op.issuedAt < backAt)
+  const firstOkAfter = ops.filter((op) => !op.err && op.issuedAt >= backAt).sort((a, b) => a.doneAt - b.doneAt)[0]
+  return {
+    issued: ops.length,
+    okBefore: ops.filter((op) => !op.err && op.doneAt < killedAt).length,
+    failedWhileDown: whileDown.length,
+    slowestFailureMs: Math.max(0, ...failed.map((op) => op.doneAt - op.issuedAt)),
+    unclearErrors: failed.filter((op) => !/^ferrosession \w+ \w+: ./.test(op.err.message) || !op.err.code.startsWith('ESESSION_'))
+      .slice(0, 3).map((op) => op.err.message),
+    disconnectAfterKillMs: (events.find(([e]) => e === 'disconnect') || [0, NaN])[1] - killedAt,
+    connectAfterRestartMs: (events.find(([e]) => e === 'connect') || [0, NaN])[1] - backAt,
+    recoveryMs: firstOkAfter ? firstOkAfter.doneAt - backAt : Infinity,
+    okAfter: ops.filter((op) => !op.err && op.issuedAt >= backAt).length,
+    lostCallbacks: ops.filter((op) => op.calls !== 1).length
+  }
+}
