@@ -77,3 +77,34 @@ test('throws cookie-signature\'s TypeErrors for non-string input', () => {
   expect(() => unsign('v.x', undefined)).toThrow('Secret key must be provided.')
   expect(() => cookieSignature.sign(1, 's')).toThrow('Cookie value must be provided as a string.')
 })
+
+test('1,000,000 tampered and truncated signed cookies: none is accepted', () => {
+  const next = rng(1000000)
+  const secrets = ['keyboard cat', 'clé secrète ☃', crypto.randomBytes(32)]
+  const signed = Array.from({ length: 1000 }, (_, i) => sign(`s${i}-${randomString(next, 40)}`, secrets[i % 3]))
+  const tamper = [
+    (s, r) => { const p = Math.floor(r * s.length); return s.slice(0, p) + String.fromCharCode(s.charCodeAt(p) ^ (1 << Math.floor(r * 7))) + s.slice(p + 1) },
+    (s, r) => s.slice(0, Math.floor(r * (s.length - 1))), // truncated anywhere
+    (s) => s.replace(/\.(?=[^.]*$)/, ''), // separator removed
+    (s) => s.replace(/\.(?=[^.]*$)/, '..'), // separator doubled
+    (s) => s + '=', // padding added
+    (s) => s + '==',
+    (s, r) => s + String.fromCharCode(32 + Math.floor(r * 90)) // trailing garbage
+  ]
+  let accepted = 0
+  let checked = 0
+  for (let i = 0; i < 1000000; i++) {
+    const k = i % signed.length
+    const bad = tamper[i % tamper.length](signed[k], next())
+    if (bad === signed[k]) continue // a no-op tamper (flipping to the same char cannot happen, but be exact)
+    checked++
+    if (unsign(bad, secrets[k % 3]) !== false) accepted++
+  }
+  // The right cookies with the wrong secret.
+  for (let k = 0; k < signed.length; k++) {
+    checked++
+    if (unsign(signed[k], secrets[(k + 1) % 3]) !== false) accepted++
+  }
+  expect(checked).toBeGreaterThanOrEqual(1000000)
+  expect(accepted).toBe(0)
+}, 60000)

@@ -1,0 +1,178 @@
+'use strict'
+// Property-based hostile input against every backend (fast-check): any sid, any session, any
+// serializer, any ttl, any namespace either behaves as JSON and the anchors do, or gets a clear
+// ESESSION_* error and leaves what is stored unchanged. No panic, no hang, no crash.
+// FERROSESSION_PROPERTY_RUNS sets the cases per property and backend (default 1,000, which keeps
+// `npm test` quick; `npm run test:hostile` runs 10,000).
+
+
+const fc = require('fast-check')
+const { backends, storeFactory, sessionData } = require('./support/backends')
+
+const RUNS = Number(process.env.FERROSESSION_PROPERTY_RUNS || 1000)
+// Properties that create a table or a store per case run fewer cases.
+const HEAVY_RUNS = Math.max(100, Math.floor(RUNS / 50))
+
+const victim = sessionData(3600000, { v: 'untouched' })
+
+/** The JSON a store must hand back for `sess`. */
+const asStored = (sess) => JSON.parse(JSON.stringify(sess))
+
+function expectCleanError (err, backend) {
+  expect(err).toBeInstanceOf(Error)
+  expect(err.code).toMatch(/^ESESSION_(INVALID|BACKEND)$/)
+  expect(err.message).toMatch(new RegExp(`^ferrosession ${backend} \\w+: .`))
+}
+
+const sids = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 300 }), // any code points, control characters, lone surrogates
+  fc.string({ unit: 'grapheme', maxLength: 100 }),
+  fc.constantFrom('', ' ', '*', '\\', 'sess:', 'x'.repeat(10000), '\u0000', '\r\n', 's:abc.def')
+)
+
+const values = fc.oneof(fc.anything({ withBigInt: true, withDate: true, withMap: true, withNullPrototype: true }),
+  fc.func(fc.anything()), fc.bigInt())
+const sessions = fc.record({
+  data: fc.dictionary(fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor', 'cookie')), values, { maxKeys: 8 }),
+  circular: fc.boolean()
+}).map(({ data, circular }) => {
+  const sess = { ...data, cookie: victim.cookie }
+  if (circular) sess.self = { back: sess }
+  return sess
+})
+
+for (const backend of Object.values(backends)) {
+  describe(`${backend.name}: hostile input`, () => {
+    const stores = storeFactory(backend, `hostile_${backend.name}`)
+    let store
+    beforeAll(async () => {
+      store = stores.create()
+      await store.set('victim', victim)
+    })
+    afterAll(() => stores.closeAll())
+
+    test(`any string sid round-trips, or fails cleanly with nothing stored (${RUNS} cases)`, async () => {
+      await fc.assert(fc.asyncProperty(sids, async (sid) => {
+        const sess = sessionData(60000, { sid })
+        const err = await store.set(sid, sess).then(() => null, (e) => e)
+        if (err) {
+          expectCleanError(err, backend.name)
+          expect(await store.get(sid).catch(() => null)).toBeNull()
+        } else {
+          expect(await store.get(sid)).toEqual(asStored(sess))
+          await store.destroy(sid)
+          expect(await store.get(sid)).toBeNull()
+        }
+      }), { numRuns: RUNS })
+      expect(await store.get('victim')).toEqual(victim)
+    }, 300000)
+
+    test(`any non-string sid is refused before anything is touched (${RUNS} cases)`, async () => {
+      await fc.assert(fc.asyncProperty(fc.anything().filter((v) => typeof v !== 'string'), async (sid) => {
+        for (const attempt of [store.get(sid), store.set(sid, victim), store.touch(sid, victim), store.destroy(sid)]) {
+          const err = await attempt.then(() => null, (e) => e)
+          expect(err && err.code).toBe('ESESSION_INVALID')
+        }
+      }), { numRuns: RUNS })
+      expect(await store.get('victim')).toEqual(victim)
+    }, 300000)
+
+    test(`any session is stored as JSON makes it, or refused leaving the old one (${RUNS} cases)`, async () => {
+      await fc.assert(fc.asyncProperty(sessions, async (sess) => {
+        let json
+        try { json = JSON.stringify(sess) } catch { json = undefined }
+        const err = await store.set('victim', sess).then(() => null, (e) => e)
+        if (json === undefined) {
+          expect(err && err.code).toBe('ESESSION_INVALID')
+          expect(await store.get('victim')).toEqual(victim)
+        } else {
+          expect(err).toBeNull()
+          expect(await store.get('victim')).toEqual(JSON.parse(json))
+          await store.set('victim', victim)
+        }
+      }), { numRuns: RUNS })
+    }, 300000)
+
+    test(`any serializer output is stored, or refused leaving the old session (${HEAVY_RUNS} cases)`, async () => {
+      await fc.assert(fc.asyncProperty(fc.oneof(fc.anything(), fc.string()), fc.boolean(), async (out, throws) => {
+        const s = stores.create({ serializer: { stringify: () => { if (throws) throw new Error('boom'); return out }, parse: JSON.parse } })
+        await s.set('victim', victim).catch(() => {}) // through JSON first: a known state
+        const err = await s.set('victim', victim).then(() => null, (e) => e)
+        if (throws || typeof out !== 'string') {
+          expect(err && err.code).toBe('ESESSION_INVALID')
+        } else if (err) {
+          expectCleanError(err, backend.name) // e.g. PostgreSQL's json column refuses non-JSON
+        } else {
+          // Stored as given; reading it back parses it or reports that it cannot.
+          const back = await s.get('victim').then((v) => ({ v }), (e) => ({ e }))
+          if (back.e) expect(back.e.code).toBe('ESESSION_INVALID')
+        }
+        await s.close()
+      }), { numRuns: HEAVY_RUNS })
+    }, 300000)
+
+    test(`any ttl option is refused at construction or works (${HEAVY_RUNS} cases)`, async () => {
+      const ttls = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(NaN, Infinity, -1, 0, 1e12, '10', null, {}))
+      await fc.assert(fc.asyncProperty(ttls, async (ttl) => {
+        let s
+        try {
+          s = stores.create({ ttl })
+        } catch (err) {
+          expect(err).toBeInstanceOf(TypeError)
+          expect(err.message).toMatch(/ttl/)
+          return
+        }
+        const browserSession = { cookie: { originalMaxAge: null, expires: null }, n: 1 }
+        const err = await s.set('t', browserSession).then(() => null, (e) => e)
+        if (err) expectCleanError(err, backend.name)
+        await s.close()
+      }), { numRuns: HEAVY_RUNS })
+    }, 300000)
+
+    if (backend.name !== 'memory') {
+      test(`any namespace (prefix or table name) is used literally or refused at construction (${HEAVY_RUNS} cases)`, async () => {
+        const option = backend.name === 'redis' ? 'prefix' : 'tableName'
+        await fc.assert(fc.asyncProperty(fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }), async (name) => {
+          let s
+          try {
+            s = stores.create({ [option]: backend.name === 'redis' ? `ferrotest:hostile_redis:${name}` : name, createTableIfMissing: true })
+          } catch (err) {
+            expect(err.message).toMatch(/ferrosession \w+ options: /)
+            return
+          }
+          const err = await s.set('n', victim).then(() => null, (e) => e)
+          if (err) {
+            expectCleanError(err, backend.name)
+          } else {
+            expect(await s.ids()).toEqual(['n'])
+            await s.clear()
+          }
+          await s.close()
+        }), { numRuns: HEAVY_RUNS })
+        expect(await store.get('victim')).toEqual(victim)
+      }, 300000)
+    }
+
+    test('a 10 MB session is stored and read back; maxSize refuses it before writing', async () => {
+      const big = sessionData(60000, { blob: 'é'.repeat(5 * 1024 * 1024) })
+      await store.set('big', big)
+      expect((await store.get('big')).blob.length).toBe(big.blob.length)
+      const capped = stores.create({ maxSize: 1024 * 1024 })
+      const err = await capped.set('big', big).catch((e) => e)
+      expect(err.code).toBe('ESESSION_INVALID')
+      expect(await capped.length()).toBe(0)
+    }, 60000)
+
+    test('deeply nested data round-trips; nesting JSON itself cannot handle is refused', async () => {
+      let deep = { leaf: true }
+      for (let i = 0; i < 1000; i++) deep = { d: deep }
+      await store.set('deep', sessionData(60000, { deep }))
+      expect(JSON.stringify((await store.get('deep')).deep)).toBe(JSON.stringify(deep))
+      let tooDeep = {}
+      for (let i = 0; i < 1e6; i++) tooDeep = { d: tooDeep }
+      const err = await store.set('victim', sessionData(60000, { tooDeep })).catch((e) => e)
+      expect(err.code).toBe('ESESSION_INVALID')
+      expect(await store.get('victim')).toEqual(victim)
+    }, 60000)
+  })
+}
