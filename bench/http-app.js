@@ -1,0 +1,70 @@
+'use strict'
+// The app the HTTP benchmark loads: Express 5 + express-session (resave: false,
+// saveUninitialized: false, rolling: true) on the store named by STORE, or no session middleware
+// at all (STORE=none, the ceiling). /read only reads the session (so express-session touches it),
+// /write changes it (so express-session saves it), /login creates one.
+
+const express = require('express')
+const session = require('express-session')
+const ferro = require('..')
+
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
+const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
+const prefix = `benchhttp:${process.env.STORE}:`
+
+async function makeStore (name) {
+  switch (name) {
+    case 'ferrosession redis': return new ferro.RedisStore({ url: REDIS_URL, prefix })
+    case 'connect-redis 10 + redis 6': {
+      const { createClient } = require('redis')
+      const client = await createClient({ url: REDIS_URL }).connect()
+      return new (require('connect-redis').RedisStore)({ client, prefix })
+    }
+    case 'connect-redis 8.1 + ioredis 6': {
+      const Redis = require('ioredis')
+      return new (require('connect-redis8').RedisStore)({ client: new Redis(REDIS_URL), prefix })
+    }
+    case 'ferrosession postgres':
+      return new ferro.PostgresStore({ conString: DATABASE_URL, tableName: 'bench_http', createTableIfMissing: true, pruneSessionInterval: false })
+    case 'connect-pg-simple 10 + pg Pool(10)': {
+      const pg = require('pg')
+      const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 10 })
+      return new (require('connect-pg-simple')(session))({ pool, tableName: 'bench_http', pruneSessionInterval: false })
+    }
+    case 'ferrosession sqlite': return new ferro.SqliteStore({ path: process.env.SQLITE_FILE, cleanupInterval: 0 })
+    case 'ferrosession memory': return new ferro.MemoryStore()
+    case 'express-session MemoryStore': return new session.MemoryStore()
+    default: throw new Error(`unknown STORE ${name}`)
+  }
+}
+
+async function main () {
+  const app = express()
+  if (process.env.STORE !== 'none') {
+    app.use(session({
+      store: await makeStore(process.env.STORE),
+      secret: 'bench secret',
+      resave: false,
+      saveUninitialized: false,
+      rolling: true,
+      cookie: { maxAge: 3600000 }
+    }))
+  }
+  app.post('/login', (req, res) => {
+    req.session.user = { id: Math.floor(Math.random() * 1e9), name: 'bench user', roles: ['a', 'b'] }
+    req.session.views = 0
+    res.send('ok')
+  })
+  app.get('/read', (req, res) => res.json({ user: req.session ? req.session.user : null }))
+  app.get('/write', (req, res) => {
+    if (req.session) req.session.views = (req.session.views || 0) + 1
+    res.json({ views: req.session ? req.session.views : 0 })
+  })
+  const server = app.listen(Number(process.env.PORT), '127.0.0.1', () => console.log('READY'))
+  process.on('SIGTERM', () => server.close(() => process.exit(0)))
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,116 @@
+'use strict'
+// HTTP: the same Express app on each store, in its own process, loaded by autocannon from this
+// process for a bounded time with a pool of existing session cookies; read-heavy (90% /read) and
+// write-heavy (50% /write) mixes, and the app without sessions as the ceiling.
+
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
+const autocannon = require('autocannon')
+const { median } = require('./lib/measure')
+
+// Per group: our store, the anchors its ratio is taken against, and stores shown for context.
+const GROUPS = {
+  redis: { ours: 'ferrosession redis', anchors: ['connect-redis 10 + redis 6', 'connect-redis 8.1 + ioredis 6'] },
+  postgres: { ours: 'ferrosession postgres', anchors: ['connect-pg-simple 10 + pg Pool(10)'] },
+  embedded: { ours: 'ferrosession sqlite', anchors: ['express-session MemoryStore'], context: ['ferrosession memory'] },
+  ceiling: { ours: 'none', anchors: [] }
+}
+const MIXES = { 'read-heavy': 0.9, 'write-heavy': 0.5 }
+const COOKIES = 200
+
+function freePort () {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+async function startApp (store, sqliteFile) {
+  const port = await freePort()
+  const child = spawn(process.execPath, [path.join(__dirname, 'http-app.js')], {
+    env: { ...process.env, STORE: store, PORT: String(port), SQLITE_FILE: sqliteFile },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => { if (String(d).includes('READY')) resolve() })
+    child.once('exit', (code) => reject(new Error(`${store} app exited ${code}`)))
+  })
+  const base = `http://127.0.0.1:${port}`
+  const cookies = []
+  if (store !== 'none') {
+    for (let i = 0; i < COOKIES; i++) {
+      const res = await fetch(`${base}/login`, { method: 'POST' })
+      cookies.push(res.headers.get('set-cookie').split(';')[0])
+    }
+  }
+  return { child, base, cookies }
+}
+
+function load (app, readShare, seconds) {
+  let i = 0
+  return new Promise((resolve, reject) => {
+    autocannon({
+      url: app.base,
+      connections: 64,
+      duration: seconds,
+      requests: [{
+        setupRequest (req) {
+          const n = i++
+          req.path = (n % 100) / 100 < readShare ? '/read' : '/write'
+          if (app.cookies.length) req.headers = { ...req.headers, cookie: app.cookies[n % app.cookies.length] }
+          return req
+        }
+      }]
+    }, (err, result) => (err ? reject(err) : resolve(result)))
+  })
+}
+
+async function runHttp ({ only, rounds, seconds, log }) {
+  const rows = []
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-bench-http-'))
+  try {
+    for (const [group, { ours, anchors, context = [] }] of Object.entries(GROUPS)) {
+      if (only.length && !only.includes(group) && group !== 'ceiling') continue
+      const stores = [ours, ...anchors, ...context]
+      const apps = {}
+      for (const s of stores) apps[s] = await startApp(s, path.join(dir, `${s.replace(/\W/g, '_')}.sqlite`))
+      for (const [mix, readShare] of Object.entries(MIXES)) {
+        const samples = Object.fromEntries(stores.map((s) => [s, []]))
+        for (let r = 0; r < rounds; r++) {
+          for (let k = 0; k < stores.length; k++) {
+            const s = stores[(k + r) % stores.length]
+            const result = await load(apps[s], readShare, seconds)
+            if (result.non2xx || result.errors) log(`  warning: ${s} ${mix}: ${result.non2xx} non-2xx, ${result.errors} errors`)
+            samples[s].push({ rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 })
+          }
+        }
+        const ratios = Array.from({ length: rounds }, (_, r) => samples[ours][r].rps / Math.max(...anchors.map((a) => samples[a][r].rps)))
+        for (const s of stores) {
+          const row = {
+            group, mix, contender: s,
+            rps: median(samples[s].map((x) => x.rps)),
+            p50: median(samples[s].map((x) => x.p50)),
+            p99: median(samples[s].map((x) => x.p99))
+          }
+          if (s === ours && anchors.length) Object.assign(row, { ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) })
+          rows.push(row)
+        }
+        log(`  http ${group} ${mix}: ` + stores.map((s) => `${s} ${Math.round(rows.find((x) => x.group === group && x.mix === mix && x.contender === s).rps)} req/s`).join(', '))
+      }
+      for (const s of stores) {
+        apps[s].child.kill('SIGTERM')
+        await new Promise((resolve) => apps[s].child.once('exit', resolve))
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+  return rows
+}
+
+module.exports = { runHttp }

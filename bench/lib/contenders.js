@@ -1,0 +1,123 @@
+'use strict'
+// The stores compared, per backend: ours and the anchors, each made as an app makes it. Stores of
+// one backend share one namespace (same prefix / table): their data formats are the same, so
+// they read the same 10,000 seeded sessions.
+
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const session = require('express-session')
+const ferro = require('../..')
+
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
+const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
+const PREFIX = `bench:${process.pid}:`
+const TABLE = `bench_${process.pid}`
+const sqliteDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-bench-'))
+const SQLITE_FILE = path.join(sqliteDir, 'bench.sqlite')
+
+const backends = {
+  redis: {
+    contenders: {
+      async ferrosession () {
+        const store = new ferro.RedisStore({ url: REDIS_URL, prefix: PREFIX })
+        await store.ready()
+        return { store, close: () => store.close() }
+      },
+      async 'connect-redis 10 + redis 6' () {
+        const { RedisStore } = require('connect-redis')
+        const { createClient } = require('redis')
+        const client = await createClient({ url: REDIS_URL }).connect()
+        return { store: new RedisStore({ client, prefix: PREFIX }), close: () => client.quit() }
+      },
+      async 'connect-redis 8.1 + ioredis 6' () {
+        const { RedisStore } = require('connect-redis8')
+        const Redis = require('ioredis')
+        const client = new Redis(REDIS_URL)
+        await client.ping()
+        return { store: new RedisStore({ client, prefix: PREFIX }), close: () => client.quit() }
+      }
+    },
+    async serverCpu () {
+      const { redisCpuUs } = require('./server-cpu')
+      const { createClient } = require('redis')
+      const client = await createClient({ url: REDIS_URL }).connect()
+      return { read: () => redisCpuUs(client), close: () => client.quit() }
+    },
+    async cleanup () {
+      const store = new ferro.RedisStore({ url: REDIS_URL, prefix: PREFIX })
+      await store.clear()
+      await store.close()
+    }
+  },
+
+  postgres: {
+    contenders: {
+      async ferrosession () {
+        const store = new ferro.PostgresStore({ conString: DATABASE_URL, tableName: TABLE, createTableIfMissing: true, pruneSessionInterval: false, poolSize: 10 })
+        await store.ready()
+        return { store, close: () => store.close() }
+      },
+      async 'connect-pg-simple 10 + pg Pool(10)' () {
+        const PgStore = require('connect-pg-simple')(session)
+        const pg = require('pg')
+        const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 10 })
+        const store = new PgStore({ pool, tableName: TABLE, pruneSessionInterval: false })
+        return { store, close: () => store.close().then(() => pool.end()) }
+      }
+    },
+    async serverCpu () {
+      const { postgresCpuUs } = require('./server-cpu')
+      return { read: async () => postgresCpuUs(), close: async () => {} }
+    },
+    async cleanup () {
+      const pg = require('pg')
+      const client = new pg.Client({ connectionString: DATABASE_URL })
+      await client.connect()
+      await client.query(`DROP TABLE IF EXISTS "${TABLE}"`)
+      await client.end()
+    }
+  },
+
+  sqlite: {
+    contenders: {
+      async ferrosession () {
+        const store = new ferro.SqliteStore({ path: SQLITE_FILE, cleanupInterval: 0 })
+        await store.ready()
+        return { store, close: () => store.close() }
+      },
+      async 'connect-session-knex 5 + better-sqlite3' () {
+        const { ConnectSessionKnexStore } = require('connect-session-knex')
+        const knex = require('knex')({ client: 'better-sqlite3', connection: { filename: SQLITE_FILE }, useNullAsDefault: true })
+        const store = new ConnectSessionKnexStore({ knex, cleanupInterval: 0 })
+        await store.ready
+        return { store, close: () => knex.destroy() }
+      }
+    },
+    async cleanup () {
+      fs.rmSync(sqliteDir, { recursive: true, force: true })
+    }
+  },
+
+  memory: {
+    // In-process stores keep nothing in common: each is seeded on its own.
+    separateData: true,
+    contenders: {
+      async ferrosession () {
+        const store = new ferro.MemoryStore({ max: 200000 })
+        return { store, close: () => store.close() }
+      },
+      async 'express-session MemoryStore' () {
+        return { store: new session.MemoryStore(), close: async () => {} }
+      },
+      async 'memorystore 1.6' () {
+        const MemoryStore = require('memorystore')(session)
+        const store = new MemoryStore({ checkPeriod: 0 })
+        return { store, close: async () => store.stopInterval() }
+      }
+    },
+    async cleanup () {}
+  }
+}
+
+module.exports = { backends }

@@ -1,0 +1,126 @@
+'use strict'
+// Renders bench results as RESULTS.md: targets first (each with its measured ratio, met or not),
+// then every table.
+
+const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–')
+const k = (x) => (Number.isFinite(x) ? (x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0)) : '–')
+
+function targets (results) {
+  const out = []
+  const store = results.store || []
+  const ours = (backend, op, size, inflight) => store.find((r) => r.backend === backend && r.op === op && r.size === size &&
+    r.inflight === inflight && r.contender === 'ferrosession')
+  const add = (what, target, measured, met, note = '') => out.push({ what, target, measured, met, note })
+  for (const size of [200, 2048]) {
+    for (const op of ['get', 'set']) {
+      const r = ours('redis', op, size, 256)
+      if (!r) continue
+      add(`Redis ${op} ${size} B, 256 in flight: ops/s`, '≥ 1.30x', `${f(r.ratioOps, 2)}x (${f(r.ratioOpsMin, 2)}–${f(r.ratioOpsMax, 2)})`, r.ratioOps >= 1.3)
+      add(`Redis ${op} ${size} B, 256 in flight: main-thread CPU/op`, '≤ 0.60x', `${f(r.ratioMainCpu, 2)}x`, r.ratioMainCpu <= 0.6)
+    }
+  }
+  for (const op of ['get', 'set', 'touch', 'destroy']) {
+    const r = ours('postgres', op, 2048, 64)
+    if (!r) continue
+    const anchor = store.find((x) => x.backend === 'postgres' && x.op === op && x.size === 2048 && x.inflight === 64 && x.contender !== 'ferrosession')
+    add(`PostgreSQL ${op} 2 KB, 64 in flight: ops/s`, '≥ 2.00x', `${f(r.ratioOps, 2)}x (${f(r.ratioOpsMin, 2)}–${f(r.ratioOpsMax, 2)})`, r.ratioOps >= 2)
+    add(`PostgreSQL ${op} 2 KB, 64 in flight: main-thread CPU/op`, '≤ 0.30x', `${f(r.ratioMainCpu, 2)}x`, r.ratioMainCpu <= 0.3)
+    if (anchor) {
+      const ratio = r.serverCpuUsPerOp / anchor.serverCpuUsPerOp
+      add(`PostgreSQL ${op} 2 KB, 64 in flight: server CPU/op`, '< 1.00x', `${f(ratio, 2)}x (${f(r.serverCpuUsPerOp, 1)} vs ${f(anchor.serverCpuUsPerOp, 1)} µs)`, ratio < 1)
+    }
+  }
+  const http = results.http || []
+  const h = (group) => http.find((r) => r.group === group && r.mix === 'read-heavy' && r.ratio !== undefined)
+  for (const [group, want, label] of [['redis', 1.1, 'Redis'], ['postgres', 1.6, 'PostgreSQL'], ['embedded', 0.9, 'SqliteStore vs express-session MemoryStore']]) {
+    const r = h(group)
+    if (r) add(`HTTP read-heavy, ${label}: req/s`, `≥ ${want.toFixed(2)}x`, `${f(r.ratio, 2)}x (${f(r.ratioMin, 2)}–${f(r.ratioMax, 2)})`, r.ratio >= want)
+  }
+  for (const op of ['get', 'set']) {
+    for (const inflight of [1, 256]) {
+      const r = store.find((x) => x.backend === 'memory' && x.op === op && x.size === 2048 && x.inflight === inflight && x.contender === 'ferrosession')
+      const es = store.find((x) => x.backend === 'memory' && x.op === op && x.size === 2048 && x.inflight === inflight && x.contender === 'express-session MemoryStore')
+      if (r && es) {
+        const ratio = r.opsPerSec / es.opsPerSec
+        add(`MemoryStore ${op} 2 KB, ${inflight} in flight: ops/s vs express-session's`, '≥ 1.00x', `${f(ratio, 2)}x`, ratio >= 1)
+      }
+    }
+  }
+  const mem = results.memory || []
+  const ourMem = mem.find((r) => r.contender === 'ferrosession MemoryStore')
+  const ms = mem.find((r) => r.contender === 'memorystore 1.6')
+  if (ourMem && ms) add('MemoryStore RSS, 100,000 sessions of 2 KB, vs memorystore', '≤ 0.50x', `${f(ourMem.rssMb / ms.rssMb, 2)}x (${f(ourMem.rssMb)} vs ${f(ms.rssMb)} MB)`, ourMem.rssMb / ms.rssMb <= 0.5)
+  for (const r of (results.sign || []).filter((x) => x.ratio !== undefined)) {
+    add(`${r.op} vs cookie-signature: ops/s`, '≥ 3.00x', `${f(r.ratio, 2)}x (${f(r.ratioMin, 2)}–${f(r.ratioMax, 2)})`, r.ratio >= 3)
+  }
+  for (const r of store.filter((x) => x.inflight === 1 && x.contender === 'ferrosession')) {
+    add(`${r.backend} ${r.op} ${r.size} B, one at a time: added p50 latency over the best anchor`, '< 30 µs', `${f(r.addedP50Us, 1)} µs`, r.addedP50Us < 30)
+  }
+  return out
+}
+
+function render ({ started, env, command, results, opts, hasSchedstat }) {
+  const lines = []
+  const p = (s = '') => lines.push(s)
+  p('# Benchmarks: ferrosession against the anchor stores')
+  p()
+  p(`Run ${started.toISOString()} with \`${command}\` (${opts.rounds} interleaved rounds per cell).`)
+  p()
+  p(`Machine: ${env.cpu}, ${env.memory}, ${env.os}; Node ${env.node}; ${env.redis}; ${env.postgres}; load average at start ${env.loadavg}.`)
+  p('The machine is small and shared, so the ratios (ours / the best anchor of the same round, median and range over rounds) are the result; absolute numbers are context.')
+  p(`Main-thread CPU is ${hasSchedstat ? 'the JS thread\'s own on-CPU time from /proc/self/task/<pid>/schedstat' : 'process user CPU (no schedstat here)'}; process CPU is all threads (our tokio worker included); server CPU is Redis\'s INFO cpu or the summed CPU of the postgres processes.`)
+  p()
+  const t = targets(results)
+  if (t.length) {
+    p('## Targets')
+    p()
+    p('| what | target | measured | met |')
+    p('| --- | --- | --- | --- |')
+    for (const x of t) p(`| ${x.what} | ${x.target} | ${x.measured} | ${x.met ? 'yes' : '**no**'} |`)
+    p()
+  }
+  if (results.store) {
+    p('## Store operations')
+    p()
+    p('Each store driven through its callback API, as express-session calls it, against 10,000 existing sessions.')
+    p()
+    p('| backend | op | size | in flight | store | ops/s (min–max) | p50 µs | p99 µs | main-thread CPU µs/op | process CPU µs/op | server CPU µs/op | ours / best anchor: ops/s, main CPU |')
+    p('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+    for (const r of results.store) {
+      const ratio = r.ratioOps !== undefined ? `**${f(r.ratioOps, 2)}x** (${f(r.ratioOpsMin, 2)}–${f(r.ratioOpsMax, 2)}), ${f(r.ratioMainCpu, 2)}x` : ''
+      p(`| ${r.backend} | ${r.op} | ${r.size} B | ${r.inflight} | ${r.contender} | ${k(r.opsPerSec)} (${k(r.opsMin)}–${k(r.opsMax)}) | ${f(r.p50)} | ${f(r.p99)} | ${f(r.mainCpuUsPerOp, 1)} | ${f(r.procCpuUsPerOp, 1)} | ${f(r.serverCpuUsPerOp, 1)} | ${ratio} |`)
+    }
+    p()
+  }
+  if (results.http) {
+    p('## HTTP')
+    p()
+    p('Express 5 + express-session (`resave: false`, `saveUninitialized: false`, `rolling: true`) in its own process, loaded by autocannon (64 connections) from the benchmark process with 200 existing session cookies. read-heavy: 90% of requests only read the session (express-session touches it); write-heavy: 50% change it (express-session saves it). `none` is the same app without session middleware.')
+    p()
+    p('| group | mix | store | req/s | p50 ms | p99 ms | ours / best anchor |')
+    p('| --- | --- | --- | --- | --- | --- | --- |')
+    for (const r of results.http) p(`| ${r.group} | ${r.mix} | ${r.contender} | ${k(r.rps)} | ${f(r.p50, 1)} | ${f(r.p99, 1)} | ${r.ratio !== undefined ? `**${f(r.ratio, 2)}x** (${f(r.ratioMin, 2)}–${f(r.ratioMax, 2)})` : ''} |`)
+    p()
+  }
+  if (results.sign) {
+    p('## Signing')
+    p()
+    p('| op | implementation | ops/s | µs/op | ratio |')
+    p('| --- | --- | --- | --- | --- |')
+    for (const r of results.sign) p(`| ${r.op} | ${r.contender} | ${k(r.opsPerSec)} | ${f(r.usPerOp, 2)} | ${r.ratio !== undefined ? `**${f(r.ratio, 2)}x** (${f(r.ratioMin, 2)}–${f(r.ratioMax, 2)})` : ''} |`)
+    p()
+  }
+  if (results.memory) {
+    p('## Memory footprint')
+    p()
+    p('RSS growth of a fresh Node process after storing 100,000 distinct sessions of 2 KB (after a forced GC).')
+    p()
+    p('| store | RSS growth |')
+    p('| --- | --- |')
+    for (const r of results.memory) p(`| ${r.contender} | ${f(r.rssMb)} MB |`)
+    p()
+  }
+  return lines.join('\n')
+}
+
+module.exports = { render, targets }
