@@ -22,25 +22,28 @@ export declare class NativeStore {
   static sqlite(dispatcher: Dispatcher, storeId: number, options: SqliteOptions): NativeStore
   /** A bounded in-process store. */
   static memory(dispatcher: Dispatcher, storeId: number, options: MemoryOptions): NativeStore
-  get(id: number, sid: string): void
+  get(id: number, sid: string): Immediate
   /** `expires_at_ms`/`ttl_secs` both absent: the session never expires (`disableTTL`). */
-  set(id: number, sid: string, value: string, expiresAtMs?: number | undefined | null, ttlSecs?: number | undefined | null): void
-  touch(id: number, sid: string, value: string, expiresAtMs?: number | undefined | null, ttlSecs?: number | undefined | null): void
-  destroy(id: number, sid: string): void
-  ids(id: number): void
+  set(id: number, sid: string, value: string, expiresAtMs?: number | undefined | null, ttlSecs?: number | undefined | null): Immediate
+  touch(id: number, sid: string, value: string, expiresAtMs?: number | undefined | null, ttlSecs?: number | undefined | null): Immediate
+  destroy(id: number, sid: string): Immediate
+  ids(id: number): Immediate
   /** Answers a flat list `[sid1, value1, sid2, value2, ...]`: one array, no object per session. */
-  all(id: number): void
-  length(id: number): void
-  clear(id: number): void
+  all(id: number): Immediate
+  length(id: number): Immediate
+  clear(id: number): Immediate
   /** Answers the number of rows removed, or -1 when another process held the prune lock. */
-  prune(id: number): void
+  prune(id: number): Immediate
   /** Stops events and releases connections; answers when they are released. */
   close(id: number): void
   /** Test hook for the panic guard: panics inside a spawned task, as a bug in a backend would. */
-  panicInTask(id: number): void
+  panicInTask(id: number): Immediate
   /** For the tests and `ready()`: a round trip to the backend. */
-  ping(id: number): void
+  ping(id: number): Immediate
 }
+
+/** The one-secret case of `matchingSecret`, without building an array per cookie. */
+export declare function matchesSecret(input: string, secret: Secret): boolean
 
 export declare function matchingSecret(input: string, secrets: Array<Secret>): number
 

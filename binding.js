@@ -837,5 +837,6 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.Dispatcher = nativeBinding.Dispatcher
 module.exports.NativeStore = nativeBinding.NativeStore
+module.exports.matchesSecret = nativeBinding.matchesSecret
 module.exports.matchingSecret = nativeBinding.matchingSecret
 module.exports.signature = nativeBinding.signature

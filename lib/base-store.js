@@ -186,15 +186,24 @@ class NativeBackedStore extends Store {
     }
   }
 
-  /** Calls the native method `method(id, ...args)` with `done` registered under `id`. */
+  /**
+   * Calls the native method `method(id, ...args)` with `done` registered under `id`. A store that
+   * needs no I/O (memory) answers a successful call at once: `done` then runs on setImmediate,
+   * as express-session's own MemoryStore answers, without the trip through the dispatcher.
+   */
   _call (method, done, ...args) {
     if (this._native === null) throw invalidInput(this._backend, method, 'the store is not initialised')
     const id = native.request(done)
+    let answer
     try {
-      this._native[method](id, ...args)
+      answer = this._native[method](id, ...args)
     } catch (err) {
       native.cancel(id)
       throw err
+    }
+    if (answer !== undefined) {
+      native.cancel(id)
+      setImmediate(done, null, answer)
     }
   }
 

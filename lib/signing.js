@@ -22,9 +22,14 @@ function sign (val, secret) {
 function unsign (input, secret) {
   if (typeof input !== 'string') throw new TypeError('Signed cookie string must be provided.')
   if (secret == null) throw new TypeError('Secret key must be provided.')
-  const secrets = Array.isArray(secret) ? secret.map(key) : [key(secret)]
-  if (secrets.length === 0) throw new TypeError('Secret key must be provided.')
-  return binding.matchingSecret(input, secrets) >= 0 ? input.slice(0, input.lastIndexOf('.')) : false
+  let ok
+  if (Array.isArray(secret)) {
+    if (secret.length === 0) throw new TypeError('Secret key must be provided.')
+    ok = binding.matchingSecret(input, secret.map(key)) >= 0
+  } else {
+    ok = binding.matchesSecret(input, key(secret))
+  }
+  return ok ? input.slice(0, input.lastIndexOf('.')) : false
 }
 
 module.exports = { sign, unsign }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use napi::bindgen_prelude::{Either5, Null};
 use napi_derive::napi;
 
 use crate::backend::{Backend, Expiry};
@@ -20,6 +21,14 @@ use crate::redis_backend::{RedisBackend, RedisOptions};
 use crate::sqlite_backend::{SqliteBackend, SqliteOptions};
 
 const DEFAULT_COMMAND_TIMEOUT_MS: u32 = 3000;
+
+/// What a request method returns: `undefined` when the answer will come through the dispatcher;
+/// for backends that run inline, the successful answer itself (`null` for "no value"), which
+/// saves the round trip through the threadsafe function.
+/// (`()` is `undefined`: napi turns `Option::None` into `null`, which is an answer here.)
+type Immediate = Either5<(), Null, String, Vec<String>, f64>;
+
+const DISPATCHED: Immediate = Either5::A(());
 
 #[napi]
 pub struct NativeStore {
@@ -63,47 +72,47 @@ impl NativeStore {
   }
 
   #[napi(catch_unwind)]
-  pub fn get(&self, id: u32, sid: String) {
+  pub fn get(&self, id: u32, sid: String) -> Immediate {
     self.run(id, "get", move |b| async move {
       Ok(b.get(&sid).await?.map_or(Value::Nothing, Value::Text))
-    });
+    })
   }
 
   /// `expires_at_ms`/`ttl_secs` both absent: the session never expires (`disableTTL`).
   #[napi(catch_unwind)]
-  pub fn set(&self, id: u32, sid: String, value: String, expires_at_ms: Option<f64>, ttl_secs: Option<f64>) {
+  pub fn set(&self, id: u32, sid: String, value: String, expires_at_ms: Option<f64>, ttl_secs: Option<f64>) -> Immediate {
     let expiry = expiry_of(expires_at_ms, ttl_secs);
     self.run(id, "set", move |b| async move {
       b.set(&sid, &value, expiry?).await?;
       Ok(Value::Nothing)
-    });
+    })
   }
 
   #[napi(catch_unwind)]
-  pub fn touch(&self, id: u32, sid: String, value: String, expires_at_ms: Option<f64>, ttl_secs: Option<f64>) {
+  pub fn touch(&self, id: u32, sid: String, value: String, expires_at_ms: Option<f64>, ttl_secs: Option<f64>) -> Immediate {
     let expiry = expiry_of(expires_at_ms, ttl_secs);
     self.run(id, "touch", move |b| async move {
       b.touch(&sid, &value, expiry?).await?;
       Ok(Value::Nothing)
-    });
+    })
   }
 
   #[napi(catch_unwind)]
-  pub fn destroy(&self, id: u32, sid: String) {
+  pub fn destroy(&self, id: u32, sid: String) -> Immediate {
     self.run(id, "destroy", move |b| async move {
       b.destroy(&sid).await?;
       Ok(Value::Nothing)
-    });
+    })
   }
 
   #[napi(catch_unwind)]
-  pub fn ids(&self, id: u32) {
-    self.run(id, "ids", |b| async move { Ok(Value::List(b.ids().await?)) });
+  pub fn ids(&self, id: u32) -> Immediate {
+    self.run(id, "ids", |b| async move { Ok(Value::List(b.ids().await?)) })
   }
 
   /// Answers a flat list `[sid1, value1, sid2, value2, ...]`: one array, no object per session.
   #[napi(catch_unwind)]
-  pub fn all(&self, id: u32) {
+  pub fn all(&self, id: u32) -> Immediate {
     self.run(id, "all", |b| async move {
       let pairs = b.all().await?;
       let mut flat = Vec::with_capacity(pairs.len() * 2);
@@ -112,25 +121,25 @@ impl NativeStore {
         flat.push(value);
       }
       Ok(Value::List(flat))
-    });
+    })
   }
 
   #[napi(catch_unwind)]
-  pub fn length(&self, id: u32) {
-    self.run(id, "length", |b| async move { Ok(Value::Number(b.length().await? as f64)) });
+  pub fn length(&self, id: u32) -> Immediate {
+    self.run(id, "length", |b| async move { Ok(Value::Number(b.length().await? as f64)) })
   }
 
   #[napi(catch_unwind)]
-  pub fn clear(&self, id: u32) {
-    self.run(id, "clear", |b| async move { Ok(Value::Number(b.clear().await? as f64)) });
+  pub fn clear(&self, id: u32) -> Immediate {
+    self.run(id, "clear", |b| async move { Ok(Value::Number(b.clear().await? as f64)) })
   }
 
   /// Answers the number of rows removed, or -1 when another process held the prune lock.
   #[napi(catch_unwind)]
-  pub fn prune(&self, id: u32) {
+  pub fn prune(&self, id: u32) -> Immediate {
     self.run(id, "prune", |b| async move {
       Ok(Value::Number(b.prune().await?.map_or(-1.0, |n| n as f64)))
-    });
+    })
   }
 
   /// Stops events and releases connections; answers when they are released.
@@ -147,21 +156,21 @@ impl NativeStore {
 
   /// Test hook for the panic guard: panics inside a spawned task, as a bug in a backend would.
   #[napi(catch_unwind)]
-  pub fn panic_in_task(&self, id: u32) {
+  pub fn panic_in_task(&self, id: u32) -> Immediate {
     self.run(id, "panic test", |_b| async move {
       let crash: Option<Value> = None;
       #[allow(clippy::unwrap_used)] // the panic is the point of this hook
       Ok(crash.unwrap())
-    });
+    })
   }
 
   /// For the tests and `ready()`: a round trip to the backend.
   #[napi(catch_unwind)]
-  pub fn ping(&self, id: u32) {
+  pub fn ping(&self, id: u32) -> Immediate {
     self.run(id, "ping", |b| async move {
       b.ping().await?;
       Ok(Value::Nothing)
-    });
+    })
   }
 }
 
@@ -173,7 +182,7 @@ impl NativeStore {
   }
 
   /// Every operation goes through here: deadline, panic guard, health events, one answer.
-  fn run<F, Fut>(&self, id: u32, op: &'static str, work: F)
+  fn run<F, Fut>(&self, id: u32, op: &'static str, work: F) -> Immediate
   where
     F: FnOnce(Arc<dyn Backend>) -> Fut,
     Fut: Future<Output = BackendResult<Value>> + Send + 'static,
@@ -184,7 +193,7 @@ impl NativeStore {
     if health.is_closed() {
       let err = BackendError::new(ErrorKind::Closed, "the store was closed");
       sender.answer(id, Err((err.kind, err.message(backend.name(), op))));
-      return;
+      return DISPATCHED;
     }
     let inline = backend.runs_inline();
     let fut = work(backend.clone());
@@ -203,15 +212,27 @@ impl NativeStore {
     };
     if !inline {
       spawn_guarded(self.command_timeout, fut, finish);
-      return;
+      return DISPATCHED;
     }
-    // No I/O to wait for: finish on this thread, under the same panic guard.
+    // No I/O to wait for: finish on this thread, under the same panic guard, and hand a
+    // successful answer straight back; errors still travel the dispatcher's one path.
     let mut fut = Box::pin(fut);
     match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().now_or_never())) {
-      Ok(Some(outcome)) => finish(outcome),
+      Ok(Some(Ok(value))) => return immediate(value),
+      Ok(Some(Err(err))) => finish(Err(err)),
       Ok(None) => spawn_guarded(self.command_timeout, fut, finish),
       Err(panic) => finish(Err(panic_error(&panic))),
     }
+    DISPATCHED
+  }
+}
+
+fn immediate(value: Value) -> Immediate {
+  match value {
+    Value::Nothing => Either5::B(Null),
+    Value::Text(s) => Either5::C(s),
+    Value::List(l) => Either5::D(l),
+    Value::Number(n) => Either5::E(n),
   }
 }
 
