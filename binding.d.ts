@@ -10,7 +10,7 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 export declare class Dispatcher {
-  constructor(callback: (id: number, code: string | null, message: string | null, value: string | string[] | number | null) => void)
+  constructor(callback: (ids: number[], codes: (string | null)[], messages: (string | null)[], values: (string | string[] | number | null)[]) => void)
 }
 
 export declare class NativeStore {
@@ -34,6 +34,14 @@ export declare class NativeStore {
   clear(id: number): Immediate
   /** Answers the number of rows removed, or -1 when another process held the prune lock. */
   prune(id: number): Immediate
+  /**
+   * Many get/set/touch/destroy requests in one call: the ones JS issued during one turn of the
+   * event loop. One call and one wake-up of the runtime instead of one each per request; inside
+   * the runtime every request is its own task (a cheap local spawn), and requests issued together
+   * reach the server together (the Redis connection writes them in one go). Parallel arrays, one
+   * entry per request; `values` is empty text for get/destroy, `at_ms`/`ttl_secs` NaN for "never".
+   */
+  batch(ids: Array<number>, ops: Array<number>, sids: Array<string>, values: Array<string>, atMs: Array<number>, ttlSecs: Array<number>): void
   /** Stops events and releases connections; answers when they are released. */
   close(id: number): void
   /** Test hook for the panic guard: panics inside a spawned task, as a bug in a backend would. */

@@ -135,3 +135,10 @@ test('two Node processes writing to one file at once: no lost write, no SQLITE_B
   expect(b.errors).toEqual([])
   expect(await store({ path: file }).length()).toBe(801)
 }, 60000)
+
+test('a serialised session that looks like a number survives the json column\'s NUMERIC affinity', async () => {
+  const numeric = { stringify: () => '0', parse: JSON.parse }
+  const s = store({ path: path.join(dir, 'affinity.sqlite'), serializer: numeric })
+  await s.set('n', sessionData())
+  expect(await s.get('n')).toBe(0)
+})

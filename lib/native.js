@@ -14,19 +14,27 @@ let nextStoreId = 1
 const keepAlive = setInterval(() => {}, 0x7fffffff)
 keepAlive.unref()
 
-function onReply (id, code, message, value) {
-  if (id === 0) return onEvent(value, code, message)
-  const done = pending.get(id)
-  if (done === undefined) return
-  pending.delete(id)
-  if (pending.size === 0) keepAlive.unref()
-  try {
-    done(code === null ? null : storeError(code, message), value)
-  } catch (err) {
-    // A throwing user callback must surface as an uncaught exception, exactly as it would from
-    // any other I/O callback, and must not disturb the answers queued behind it.
-    process.nextTick(() => { throw err })
+/** Every answer that arrived since the last call: parallel arrays, one entry per answer. */
+function onReplies (ids, codes, messages, values) {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]
+    if (id === 0) {
+      onEvent(values[i], codes[i], messages[i])
+      continue
+    }
+    const done = pending.get(id)
+    if (done === undefined) continue
+    pending.delete(id)
+    const code = codes[i]
+    try {
+      done(code === null ? null : storeError(code, messages[i]), values[i])
+    } catch (err) {
+      // A throwing user callback must surface as an uncaught exception, exactly as it would from
+      // any other I/O callback, and must not disturb the answers queued behind it.
+      process.nextTick(() => { throw err })
+    }
   }
+  if (pending.size === 0) keepAlive.unref()
 }
 
 function onEvent (storeId, name, reason) {
@@ -35,7 +43,7 @@ function onEvent (storeId, name, reason) {
   if (store) store._onBackendEvent(name, reason)
 }
 
-const dispatcher = new binding.Dispatcher(onReply)
+const dispatcher = new binding.Dispatcher(onReplies)
 
 /** Registers `done(err, value)` and returns the id the native call must answer to. */
 function request (done) {
@@ -50,6 +58,19 @@ function request (done) {
 function cancel (id) {
   pending.delete(id)
   if (pending.size === 0) keepAlive.unref()
+}
+
+/** Answers a registered request with `err` (its native call could not be made). */
+function fail (id, err) {
+  const done = pending.get(id)
+  if (done === undefined) return
+  cancel(id)
+  process.nextTick(done, err)
+}
+
+/** How many requests are waiting for an answer, across all stores. */
+function inFlight () {
+  return pending.size
 }
 
 function registerStore (store) {
@@ -76,4 +97,4 @@ function loadBinding () {
   }
 }
 
-module.exports = { binding, dispatcher, request, cancel, registerStore, unregisterStore }
+module.exports = { binding, dispatcher, request, cancel, fail, inFlight, registerStore, unregisterStore }

@@ -1,7 +1,9 @@
 //! The one way answers travel back to JavaScript: a single long-lived threadsafe function with
 //! id-keyed callbacks (measured 1.4-2x cheaper on the JS thread than a Promise per call).
+//! Answers are queued here and the threadsafe function is only woken when the queue was empty,
+//! so one call into JS delivers every answer that arrived meanwhile (under load, dozens).
 //!
-//! JS receives `(id, code, message, value)`:
+//! JS receives four arrays, one entry per answer, `(ids, codes, messages, values)`:
 //! - `id > 0`: the answer to request `id`; `code`/`message` are set on failure, `value` is a
 //!   string (one session), a string list (ids, or sid/value pairs), a number, or null.
 //! - `id == 0`: a store event; `code` is the event name (`connect`/`disconnect`), `message`
@@ -9,7 +11,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -34,14 +36,16 @@ pub struct Reply {
 }
 
 type JsValue = Option<Either3<String, Vec<String>, f64>>;
-type JsArgs = FnArgs<(u32, Option<String>, Option<String>, JsValue)>;
+type JsArgs = FnArgs<(Vec<u32>, Vec<Option<String>>, Vec<Option<String>>, Vec<JsValue>)>;
 /// Weak: an idle store must not keep Node alive. The JS side refs a timer while requests are in
 /// flight instead, which is cheaper than re-referencing the threadsafe function on every call.
-type Tsfn = ThreadsafeFunction<Reply, (), JsArgs, Status, false, true>;
+type Tsfn = ThreadsafeFunction<(), (), JsArgs, Status, false, true>;
+type Queue = Arc<Mutex<Vec<Reply>>>;
 
 #[napi]
 pub struct Dispatcher {
   tsfn: Arc<Tsfn>,
+  queue: Queue,
 }
 
 #[napi]
@@ -49,28 +53,43 @@ impl Dispatcher {
   #[napi(
     constructor,
     catch_unwind,
-    ts_args_type = "callback: (id: number, code: string | null, message: string | null, value: string | string[] | number | null) => void"
+    ts_args_type = "callback: (ids: number[], codes: (string | null)[], messages: (string | null)[], values: (string | string[] | number | null)[]) => void"
   )]
   pub fn new(callback: Function<'_, JsArgs, ()>) -> napi::Result<Self> {
+    let queue: Queue = Arc::new(Mutex::new(Vec::new()));
+    let drained = queue.clone();
     let tsfn = callback
-      .build_threadsafe_function::<Reply>()
+      .build_threadsafe_function::<()>()
       .weak::<true>()
       .callee_handled::<false>()
-      .build_callback(|ctx| {
-        let Reply { id, error, value } = ctx.value;
-        let (code, message) = match error {
-          Some((code, message)) => (Some(code.to_string()), Some(message)),
-          None => (None, None),
-        };
-        let value = match value {
-          Value::Nothing => None,
-          Value::Text(s) => Some(Either3::A(s)),
-          Value::List(l) => Some(Either3::B(l)),
-          Value::Number(n) => Some(Either3::C(n)),
-        };
-        Ok(FnArgs::from((id, code, message, value)))
+      .build_callback(move |_ctx| {
+        let replies = std::mem::take(&mut *drained.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut ids = Vec::with_capacity(replies.len());
+        let mut codes = Vec::with_capacity(replies.len());
+        let mut messages = Vec::with_capacity(replies.len());
+        let mut values = Vec::with_capacity(replies.len());
+        for Reply { id, error, value } in replies {
+          ids.push(id);
+          match error {
+            Some((code, message)) => {
+              codes.push(Some(code.to_string()));
+              messages.push(Some(message));
+            }
+            None => {
+              codes.push(None);
+              messages.push(None);
+            }
+          }
+          values.push(match value {
+            Value::Nothing => None,
+            Value::Text(s) => Some(Either3::A(s)),
+            Value::List(l) => Some(Either3::B(l)),
+            Value::Number(n) => Some(Either3::C(n)),
+          });
+        }
+        Ok(FnArgs::from((ids, codes, messages, values)))
       })?;
-    Ok(Self { tsfn: Arc::new(tsfn) })
+    Ok(Self { tsfn: Arc::new(tsfn), queue })
   }
 }
 
@@ -78,17 +97,26 @@ impl Dispatcher {
 #[derive(Clone)]
 pub struct Sender {
   tsfn: Arc<Tsfn>,
+  queue: Queue,
 }
 
 impl Sender {
   pub fn of(dispatcher: &Dispatcher) -> Self {
-    Self { tsfn: dispatcher.tsfn.clone() }
+    Self { tsfn: dispatcher.tsfn.clone(), queue: dispatcher.queue.clone() }
   }
 
   fn send(&self, reply: Reply) {
-    // NonBlocking on an unbounded queue only fails while Node is shutting down; then nobody is
-    // left to answer.
-    let _ = self.tsfn.call(reply, ThreadsafeFunctionCallMode::NonBlocking);
+    let first = {
+      let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+      queue.push(reply);
+      queue.len() == 1
+    };
+    // Only the answer that finds the queue empty wakes JS; the wake-up takes everything queued
+    // by then. NonBlocking on an unbounded queue fails only while Node shuts down, when nobody
+    // is left to answer.
+    if first {
+      let _ = self.tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }
   }
 
   pub fn answer(&self, id: u32, result: Result<Value, (ErrorKind, String)>) {

@@ -122,7 +122,9 @@ fn create_statement(table: &str, sid: &str) -> BackendResult<String> {
 fn statements(table: &str, sid: &str) -> BackendResult<Statements> {
   let (t, s) = (sql::quote(table)?, sql::quote(sid)?);
   Ok(Statements {
-    get: format!("SELECT sess FROM {t} WHERE {s} = ?1 AND expired > ?2"),
+    // knex declares `sess json`, which SQLite gives NUMERIC affinity: text that looks like a
+    // number is stored as one. CAST reads any stored value back as text.
+    get: format!("SELECT CAST(sess AS TEXT) FROM {t} WHERE {s} = ?1 AND expired > ?2"),
     set: format!(
       "INSERT INTO {t} ({s}, sess, expired) VALUES (?1, ?2, ?3) \
        ON CONFLICT({s}) DO UPDATE SET sess = excluded.sess, expired = excluded.expired"
@@ -130,7 +132,7 @@ fn statements(table: &str, sid: &str) -> BackendResult<Statements> {
     touch: format!("UPDATE {t} SET sess = ?2, expired = ?3 WHERE {s} = ?1 AND expired > ?4"),
     destroy: format!("DELETE FROM {t} WHERE {s} = ?1"),
     ids: format!("SELECT {s} FROM {t} WHERE expired > ?1"),
-    all: format!("SELECT {s}, sess FROM {t} WHERE expired > ?1"),
+    all: format!("SELECT {s}, CAST(sess AS TEXT) FROM {t} WHERE expired > ?1"),
     length: format!("SELECT count(*) FROM {t} WHERE expired > ?1"),
     clear: format!("DELETE FROM {t}"),
     prune: format!("DELETE FROM {t} WHERE expired <= ?1"),
