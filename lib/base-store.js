@@ -200,18 +200,10 @@ class NativeBackedStore extends Store {
    */
   _call (method, done, ...args) {
     if (this._native === null) throw invalidInput(this._backend, method, 'the store is not initialised')
-    const id = native.request(done)
-    let answer
-    try {
-      answer = this._native[method](id, ...args)
-    } catch (err) {
-      native.cancel(id)
-      throw err
-    }
-    if (answer !== undefined) {
-      native.cancel(id)
-      setImmediate(done, null, answer)
-    }
+    const id = native.nextId()
+    const answer = this._native[method](id, ...args)
+    if (answer === undefined) native.register(id, done) // the answer comes through the dispatcher
+    else setImmediate(done, null, answer)
   }
 
   /**

@@ -45,12 +45,26 @@ function onEvent (storeId, name, reason) {
 
 const dispatcher = new binding.Dispatcher(onReplies)
 
-/** Registers `done(err, value)` and returns the id the native call must answer to. */
-function request (done) {
+/** A fresh request id (not yet waiting for anything). */
+function nextId () {
   const id = nextRequestId
   nextRequestId = nextRequestId >= 0xfffffffe ? 1 : nextRequestId + 1
+  return id
+}
+
+/**
+ * Makes `done(err, value)` wait for the answer to `id`. Registering right after the native call
+ * that was given `id` is safe: answers are delivered on a later turn of the event loop.
+ */
+function register (id, done) {
   if (pending.size === 0) keepAlive.ref()
   pending.set(id, done)
+}
+
+/** Registers `done` under a fresh id and returns the id. */
+function request (done) {
+  const id = nextId()
+  register(id, done)
   return id
 }
 
@@ -97,4 +111,4 @@ function loadBinding () {
   }
 }
 
-module.exports = { binding, dispatcher, request, cancel, fail, inFlight, registerStore, unregisterStore }
+module.exports = { binding, dispatcher, nextId, register, request, cancel, fail, inFlight, registerStore, unregisterStore }
