@@ -2,8 +2,8 @@
 // Property-based hostile input against every backend (fast-check): any sid, any session, any
 // serializer, any ttl, any namespace either behaves as JSON and the anchors do, or gets a clear
 // ESESSION_* error and leaves what is stored unchanged. No panic, no hang, no crash.
-// FERROSESSION_PROPERTY_RUNS sets the cases per property and backend (default 1,000, which keeps
-// `npm test` quick; `npm run test:hostile` runs 10,000).
+// FERROSESSION_PROPERTY_RUNS sets the cases per property and backend: 1,000 by default, which
+// keeps a local `npm test` quick; .ci/run and `npm run test:hostile` run 10,000.
 
 
 const fc = require('fast-check')
