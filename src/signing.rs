@@ -30,10 +30,10 @@ thread_local! {
 fn keyed(secret: &[u8]) -> Option<Hmac<Sha256>> {
   KEYED.with(|cell| {
     let mut cached = cell.borrow_mut();
-    if let Some((key, mac)) = cached.as_ref() {
-      if key.as_slice() == secret {
-        return Some(mac.clone());
-      }
+    if let Some((key, mac)) = cached.as_ref()
+      && key.as_slice() == secret
+    {
+      return Some(mac.clone());
     }
     let mac = Hmac::<Sha256>::new_from_slice(secret).ok()?; // HMAC accepts any key length
     *cached = Some((secret.to_vec(), mac.clone()));
