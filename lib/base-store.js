@@ -246,7 +246,7 @@ class NativeBackedStore extends Store {
     const text = this._stringify(op, sess)
     let expiry
     try {
-      expiry = expiryOf(sess, this._expiryOptions())
+      expiry = expiryOf(sess, this) // reads this.ttl and this.disableTTL
     } catch (err) {
       throw invalidInput(this._backend, op, err.message)
     }
@@ -255,11 +255,6 @@ class NativeBackedStore extends Store {
     const at = expiry === null ? undefined : expiry.atMs
     const ttl = expiry === null ? undefined : expiry.ttlSecs
     this._request(op, (err) => done(err), sid, text, at, ttl)
-  }
-
-  /** Subclasses return `{ ttl, disableTTL }`. */
-  _expiryOptions () {
-    return { ttl: this.ttl, disableTTL: false }
   }
 
   _stringify (op, sess) {

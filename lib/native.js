@@ -111,4 +111,4 @@ function loadBinding () {
   }
 }
 
-module.exports = { binding, dispatcher, nextId, register, request, cancel, fail, inFlight, registerStore, unregisterStore }
+module.exports = { binding, dispatcher, nextId, register, request, fail, inFlight, registerStore, unregisterStore }

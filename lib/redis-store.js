@@ -34,10 +34,6 @@ class RedisStore extends NativeBackedStore {
       commandTimeoutMs: Math.ceil(this.commandTimeout)
     }))
   }
-
-  _expiryOptions () {
-    return { ttl: this.ttl, disableTTL: this.disableTTL }
-  }
 }
 
 /**

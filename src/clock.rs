@@ -7,6 +7,11 @@ pub fn now_ms() -> f64 {
   SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as f64).unwrap_or(0.0)
 }
 
+/// Now, as the ISO text SQLite rows are compared with.
+pub fn now_iso() -> String {
+  iso_from_ms(now_ms())
+}
+
 /// `new Date(ms).toISOString()` for years 0..=9999: `2026-11-27T14:50:21.025Z`. Fixed width, so
 /// these strings order the same way as the instants they name.
 pub fn iso_from_ms(ms: f64) -> String {

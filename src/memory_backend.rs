@@ -40,9 +40,10 @@ impl Lru {
     self.tick += 1;
     let tick = self.tick;
     if let Some(e) = self.entries.get_mut(sid) {
-      self.order.remove(&e.last_use);
+      // Move the sid to its new place in the order, reusing its string: no allocation per read.
+      let key = self.order.remove(&e.last_use).unwrap_or_else(|| sid.to_string());
       e.last_use = tick;
-      self.order.insert(tick, sid.to_string());
+      self.order.insert(tick, key);
     }
   }
 

@@ -56,31 +56,27 @@ impl NativeStore {
   #[napi(factory, catch_unwind)]
   pub fn redis(dispatcher: &Dispatcher, store_id: u32, options: RedisOptions) -> napi::Result<Self> {
     let timeout = options.command_timeout_ms;
-    let backend = RedisBackend::new(options).map_err(to_napi("redis"))?;
-    Ok(Self::with_backend(dispatcher, store_id, Arc::new(backend), timeout))
+    Self::with_backend(dispatcher, store_id, "redis", RedisBackend::new(options), timeout)
   }
 
   /// A PostgreSQL store (connect-pg-simple's table). Constructing opens no connection.
   #[napi(factory, catch_unwind)]
   pub fn postgres(dispatcher: &Dispatcher, store_id: u32, options: PostgresOptions) -> napi::Result<Self> {
     let timeout = options.command_timeout_ms;
-    let backend = PostgresBackend::new(options).map_err(to_napi("postgres"))?;
-    Ok(Self::with_backend(dispatcher, store_id, Arc::new(backend), timeout))
+    Self::with_backend(dispatcher, store_id, "postgres", PostgresBackend::new(options), timeout)
   }
 
   /// A SQLite store (connect-session-knex's table) in a file or `:memory:`.
   #[napi(factory, catch_unwind)]
   pub fn sqlite(dispatcher: &Dispatcher, store_id: u32, options: SqliteOptions) -> napi::Result<Self> {
     let timeout = options.command_timeout_ms;
-    let backend = SqliteBackend::new(options).map_err(to_napi("sqlite"))?;
-    Ok(Self::with_backend(dispatcher, store_id, Arc::new(backend), timeout))
+    Self::with_backend(dispatcher, store_id, "sqlite", SqliteBackend::new(options), timeout)
   }
 
   /// A bounded in-process store.
   #[napi(factory, catch_unwind)]
   pub fn memory(dispatcher: &Dispatcher, store_id: u32, options: MemoryOptions) -> napi::Result<Self> {
-    let backend = MemoryBackend::new(options).map_err(to_napi("memory"))?;
-    Ok(Self::with_backend(dispatcher, store_id, Arc::new(backend), None))
+    Self::with_backend(dispatcher, store_id, "memory", MemoryBackend::new(options), None)
   }
 
   #[napi(catch_unwind)]
@@ -197,10 +193,19 @@ impl NativeStore {
 }
 
 impl NativeStore {
-  fn with_backend(dispatcher: &Dispatcher, store_id: u32, backend: Arc<dyn Backend>, timeout_ms: Option<u32>) -> Self {
+  /// The one way a store is made: a backend's constructor result (its option errors become a JS
+  /// `Error` naming the backend) wired to the dispatcher, health events and the deadline.
+  fn with_backend<B: Backend>(
+    dispatcher: &Dispatcher,
+    store_id: u32,
+    name: &str,
+    backend: BackendResult<B>,
+    timeout_ms: Option<u32>,
+  ) -> napi::Result<Self> {
+    let backend = backend.map_err(|e| napi::Error::from_reason(e.message(name, "options")))?;
     let sender = Sender::of(dispatcher);
     let command_timeout = Duration::from_millis(u64::from(timeout_ms.unwrap_or(DEFAULT_COMMAND_TIMEOUT_MS)));
-    Self { core: Core { backend, health: Health::new(store_id, sender.clone()), sender, command_timeout } }
+    Ok(Self { core: Core { backend: Arc::new(backend), health: Health::new(store_id, sender.clone()), sender, command_timeout } })
   }
 }
 
@@ -249,9 +254,7 @@ impl Core {
     }
     DISPATCHED
   }
-}
 
-impl Core {
   /// One get/set/touch/destroy request, by its code (`at`/`ttl` NaN: never expires).
   fn run_coded(&self, id: u32, op: u32, sid: String, value: String, at: f64, ttl: f64) -> Immediate {
     let expiry = expiry_of(at, ttl);
@@ -294,6 +297,3 @@ fn expiry_of(at_ms: f64, ttl_secs: f64) -> BackendResult<Option<Expiry>> {
   }
 }
 
-fn to_napi(backend: &'static str) -> impl Fn(BackendError) -> napi::Error {
-  move |e| napi::Error::from_reason(e.message(backend, "options"))
-}

@@ -12,7 +12,7 @@ use napi_derive::napi;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::backend::{Backend, Expiry};
-use crate::clock::{iso_from_ms, now_ms};
+use crate::clock::{iso_from_ms, now_iso};
 use crate::error::{BackendError, BackendResult, ErrorKind};
 use crate::sql::{self, Statements};
 
@@ -163,7 +163,7 @@ impl Backend for SqliteBackend {
     let sid = sid.to_string();
     self
       .with_conn(move |c, q| {
-        c.prepare_cached(&q.get)?.query_row(params![sid, iso_from_ms(now_ms())], |r| r.get(0)).optional()
+        c.prepare_cached(&q.get)?.query_row(params![sid, now_iso()], |r| r.get(0)).optional()
       })
       .await
   }
@@ -176,7 +176,7 @@ impl Backend for SqliteBackend {
   async fn touch(&self, sid: &str, value: &str, expiry: Option<Expiry>) -> BackendResult<()> {
     let (sid, value, expired) = (sid.to_string(), value.to_string(), expired_text(expiry));
     self
-      .with_conn(move |c, q| c.prepare_cached(&q.touch)?.execute(params![sid, value, expired, iso_from_ms(now_ms())]).map(drop))
+      .with_conn(move |c, q| c.prepare_cached(&q.touch)?.execute(params![sid, value, expired, now_iso()]).map(drop))
       .await
   }
 
@@ -189,7 +189,7 @@ impl Backend for SqliteBackend {
     self
       .with_conn(|c, q| {
         let mut stmt = c.prepare_cached(&q.ids)?;
-        let rows = stmt.query_map(params![iso_from_ms(now_ms())], |r| r.get(0))?;
+        let rows = stmt.query_map(params![now_iso()], |r| r.get(0))?;
         rows.collect()
       })
       .await
@@ -199,7 +199,7 @@ impl Backend for SqliteBackend {
     self
       .with_conn(|c, q| {
         let mut stmt = c.prepare_cached(&q.all)?;
-        let rows = stmt.query_map(params![iso_from_ms(now_ms())], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map(params![now_iso()], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
       })
       .await
@@ -207,7 +207,7 @@ impl Backend for SqliteBackend {
 
   async fn length(&self) -> BackendResult<u64> {
     self
-      .with_conn(|c, q| c.prepare_cached(&q.length)?.query_row(params![iso_from_ms(now_ms())], |r| r.get::<_, i64>(0)))
+      .with_conn(|c, q| c.prepare_cached(&q.length)?.query_row(params![now_iso()], |r| r.get::<_, i64>(0)))
       .await
       .map(|n| n.max(0) as u64)
   }
@@ -218,7 +218,7 @@ impl Backend for SqliteBackend {
 
   async fn prune(&self) -> BackendResult<Option<u64>> {
     self
-      .with_conn(|c, q| c.prepare_cached(&q.prune)?.execute(params![iso_from_ms(now_ms())]).map(|n| Some(n as u64)))
+      .with_conn(|c, q| c.prepare_cached(&q.prune)?.execute(params![now_iso()]).map(|n| Some(n as u64)))
       .await
   }
 
@@ -248,6 +248,6 @@ mod tests {
   #[test]
   fn never_expiring_sessions_sort_after_any_real_instant() {
     assert_eq!(expired_text(None), "9999-12-31T23:59:59.999Z");
-    assert!(expired_text(None) > iso_from_ms(now_ms()));
+    assert!(expired_text(None) > now_iso());
   }
 }
