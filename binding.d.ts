@@ -10,7 +10,12 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 export declare class Dispatcher {
-  constructor(callback: (ids: number[], codes: (string | null)[], messages: (string | null)[], values: (string | string[] | number | null)[]) => void)
+  constructor(callback: (ids: number[], codes: (string | null)[], messages: (string | null)[], values: (string | (string | null)[] | number | null)[]) => void)
+  /**
+   * `true` while requests are in flight: the process stays alive until they are answered.
+   * `false` when none is left, so an idle app exits on its own.
+   */
+  keepAlive(on: boolean): void
 }
 
 export declare class NativeStore {
@@ -22,38 +27,52 @@ export declare class NativeStore {
   static sqlite(dispatcher: Dispatcher, storeId: number, options: SqliteOptions): NativeStore
   /** A bounded in-process store. */
   static memory(dispatcher: Dispatcher, storeId: number, options: MemoryOptions): NativeStore
-  get(id: number, sid: string): Immediate
-  /** `expires_at_ms`/`ttl_secs` both absent: the session never expires (`disableTTL`). */
-  set(id: number, sid: string, value: string, expiresAtMs?: number | undefined | null, ttlSecs?: number | undefined | null): Immediate
-  touch(id: number, sid: string, value: string, expiresAtMs?: number | undefined | null, ttlSecs?: number | undefined | null): Immediate
-  destroy(id: number, sid: string): Immediate
-  ids(id: number): Immediate
+  /** Whether this store answers from the call itself (no I/O); JS then never batches its requests. */
+  get runsInline(): boolean
+  get(id: number, sid: string, nowMs: number): undefined | null | string | (string | null)[] | number
+  /** `expires_at_ms` NaN: the session never expires (`disableTTL`). */
+  set(id: number, sid: string, value: string, expiresAtMs: number, nowMs: number): undefined | null | string | (string | null)[] | number
+  touch(id: number, sid: string, value: string, expiresAtMs: number, nowMs: number): undefined | null | string | (string | null)[] | number
+  destroy(id: number, sid: string): undefined | null | string | (string | null)[] | number
+  ids(id: number, nowMs: number): undefined | null | string | (string | null)[] | number
   /** Answers a flat list `[sid1, value1, sid2, value2, ...]`: one array, no object per session. */
-  all(id: number): Immediate
-  length(id: number): Immediate
-  clear(id: number): Immediate
+  all(id: number, nowMs: number): undefined | null | string | (string | null)[] | number
+  length(id: number, nowMs: number): undefined | null | string | (string | null)[] | number
+  clear(id: number): undefined | null | string | (string | null)[] | number
   /** Answers the number of rows removed, or -1 when another process held the prune lock. */
-  prune(id: number): Immediate
+  prune(id: number, nowMs: number): undefined | null | string | (string | null)[] | number
+  /** For the tests and `ready()`: a round trip to the backend. */
+  ping(id: number): undefined | null | string | (string | null)[] | number
   /**
    * Many get/set/touch/destroy requests in one call: the ones JS issued during one turn of the
    * event loop. One call and one wake-up of the runtime instead of one each per request; inside
-   * the runtime every request is its own task (a cheap local spawn), and requests issued together
-   * reach the server together (the Redis connection writes them in one go). Parallel arrays, one
-   * entry per request; `values` is empty text for get/destroy, `at_ms`/`ttl_secs` NaN for "never".
+   * the runtime every request is its own task, and requests issued together reach the server
+   * together. Parallel arrays, one entry per request; `values` is empty text for get/destroy,
+   * `expires_at_ms` NaN for "never". The deadline of every request counts from this call.
    */
-  batch(ids: Array<number>, ops: Array<number>, sids: Array<string>, values: Array<string>, atMs: Array<number>, ttlSecs: Array<number>): void
-  /** Stops events and releases connections; answers when they are released. */
+  batch(ids: Array<number>, ops: Array<number>, sids: Array<string>, values: Array<string>, expiresAtMs: Array<number>, nowMs: Array<number>): void
+  /**
+   * Stops events and releases connections for good; answers when they are released. JS calls
+   * this only once the store's own requests have all been answered.
+   */
   close(id: number): void
-  /** Test hook for the panic guard: panics inside a spawned task, as a bug in a backend would. */
-  panicInTask(id: number): Immediate
-  /** For the tests and `ready()`: a round trip to the backend. */
-  ping(id: number): Immediate
+  /**
+   * Test hook for the panic guard: panics inside a spawned task, as a bug in a backend would.
+   * Refused unless the process was started with FERROSESSION_TEST_HOOKS=1.
+   */
+  panicInTask(id: number): undefined | null | string | (string | null)[] | number
 }
 
-/** The one-secret case of `matchingSecret`, without building an array per cookie. */
-export declare function matchesSecret(input: string, secret: Secret): boolean
+/** Every callback fires within this many ms unless the store says otherwise (`commandTimeout`). */
+export declare const DEFAULT_COMMAND_TIMEOUT_MS: number
 
-export declare function matchingSecret(input: string, secrets: Array<Secret>): number
+/** Opening a connection gives up after this many ms unless the store says otherwise. */
+export declare const DEFAULT_CONNECT_TIMEOUT_MS: number
+
+/** The one-secret case of `matchingSecret`, without building an array per cookie. */
+export declare function matchesSecret(input: string, secret: string | Buffer): boolean
+
+export declare function matchingSecret(input: string, secrets: Array<string | Buffer>): number
 
 export interface MemoryOptions {
   /** Most sessions kept; the least recently used go first. Absent: no entry limit. */
@@ -61,6 +80,15 @@ export interface MemoryOptions {
   /** Most bytes of session ids plus serialised sessions kept. Absent: no byte limit. */
   maxBytes?: number
 }
+
+export declare const OP_DESTROY: number
+
+/** Request codes of `batch`. JS reads these constants; nothing else numbers requests. */
+export declare const OP_GET: number
+
+export declare const OP_SET: number
+
+export declare const OP_TOUCH: number
 
 export interface PostgresOptions {
   /** A libpq connection string or `postgres://` URL; fields below override its parts. */
@@ -80,6 +108,14 @@ export interface PostgresOptions {
   statementTimeoutMs?: number
 }
 
+/**
+ * Raises `error` as an uncaught exception, exactly as if it had been thrown from an I/O callback.
+ * Used when an app's callback throws: reporting it must not depend on `process.nextTick` or
+ * `queueMicrotask`, which fake timers may have replaced, and a throw inside a Promise job would
+ * become an unhandled rejection instead.
+ */
+export declare function raiseUncaught(error: unknown): void
+
 export interface RedisOptions {
   /** `redis://[user:pass@]host:port[/db]`; `rediss://` for TLS. */
   url: string
@@ -91,7 +127,7 @@ export interface RedisOptions {
   tlsCa?: string
 }
 
-export declare function signature(value: string, secret: Secret): string
+export declare function signature(value: string, secret: string | Buffer): string
 
 export interface SqliteOptions {
   /** A file path, or `:memory:`. */

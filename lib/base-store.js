@@ -1,18 +1,26 @@
 'use strict'
 // What every ferrosession store shares: express-session's callback contract (each callback
 // exactly once, a Promise when no callback is given), JSON in JS, expiry rules, strict expiry on
-// read, input checks, and the connect/disconnect events of the readiness switch.
+// read, input checks, close(), and the connect/disconnect events of the readiness switch.
 // Subclasses only translate their options and create the native core.
 
 const { Store } = require('express-session')
 const native = require('./native')
-const { invalidInput, storeError, CODES } = require('./errors')
-const { expiryOf, hasExpired } = require('./expiry')
+const { invalidInput, closedError, storeError, CODES } = require('./errors')
+const { expiresAt, hasExpired } = require('./expiry')
+const { later } = require('./later')
 
+const { binding } = native
 const noop = () => {}
 
-/** Request codes of the native `batch` call (src/native_store.rs numbers them the same). */
-const BATCHED = { get: 0, set: 1, touch: 2, destroy: 3 }
+/** Request codes of the native `batch` call: the native module is their one source. */
+const BATCHED = { get: binding.OP_GET, set: binding.OP_SET, touch: binding.OP_TOUCH, destroy: binding.OP_DESTROY }
+
+/** Sessions this large go to the native side at once instead of waiting for the end of the turn. */
+const BATCH_MAX_CHARS = 256 * 1024
+
+/** At most this many sids are remembered as "already reported unreadable". */
+const REPORTED_MAX = 10000
 
 class NativeBackedStore extends Store {
   /**
@@ -28,19 +36,27 @@ class NativeBackedStore extends Store {
     }
     this.disableTouch = Boolean(options.disableTouch)
     this.maxSize = positiveOrUndefined(options.maxSize, 'maxSize', backend)
-    this.commandTimeout = positiveOrUndefined(options.commandTimeout, 'commandTimeout', backend) ?? 3000
-    this.connectTimeout = positiveOrUndefined(options.connectTimeout, 'connectTimeout', backend) ?? 5000
+    this.commandTimeout = positiveOrUndefined(options.commandTimeout, 'commandTimeout', backend) ?? binding.DEFAULT_COMMAND_TIMEOUT_MS
+    this.connectTimeout = positiveOrUndefined(options.connectTimeout, 'connectTimeout', backend) ?? binding.DEFAULT_CONNECT_TIMEOUT_MS
+    if (options.errorLog !== undefined && typeof options.errorLog !== 'function') {
+      throw new TypeError(`ferrosession ${backend}: option errorLog must be a function`)
+    }
+    this.errorLog = options.errorLog || console.error.bind(console)
     this._storeId = native.registerStore(this)
     this._native = null // set by the subclass through _attach()
+    this._inline = false // stores that answer without I/O (memory) are never batched
     this._closed = false
+    this._inFlight = 0 // this store's requests not answered yet: close() waits for them
+    this._whenIdle = null
     this._pruning = null // set by subclasses through _schedulePruning()
-    this._inline = false // true for stores that answer without I/O (memory): never batched
     this._batch = null // requests waiting for the end of this event-loop turn
     this._flushBatch = this._flushBatch.bind(this)
+    this._reported = new Set() // sids whose unreadable session was reported once
   }
 
   _attach (core) {
     this._native = core
+    this._inline = core.runsInline
   }
 
   // --- express-session's API ---------------------------------------------------------------
@@ -48,14 +64,15 @@ class NativeBackedStore extends Store {
   get (sid, cb) {
     return this._run('get', cb, (done) => {
       this._checkSid('get', sid)
+      const now = Date.now()
       this._request('get', (err, text) => {
-        if (err) return done(err)
+        if (err) return err.code === CODES.unparsable ? this._unreadable(sid, err.message, done) : done(err)
         if (text === null || text === undefined) return done(null, null)
         this._parse('get', text, (err, sess) => {
-          if (err) return done(err)
-          done(null, hasExpired(sess) ? null : sess)
+          if (err) return this._unreadable(sid, err.message, done)
+          done(null, hasExpired(sess, Date.now()) ? null : sess)
         })
-      }, sid)
+      }, sid, undefined, undefined, now)
     })
   }
 
@@ -69,7 +86,7 @@ class NativeBackedStore extends Store {
   touch (sid, sess, cb) {
     return this._run('touch', cb, (done) => {
       this._checkSid('touch', sid)
-      if (this.disableTouch) return process.nextTick(done, null)
+      if (this.disableTouch) return later(done, null)
       this._write('touch', sid, sess, done)
     })
   }
@@ -87,18 +104,19 @@ class NativeBackedStore extends Store {
       this._call('all', (err, flat) => {
         if (err) return done(err)
         this._parseAll(flat, done)
-      })
+      }, Date.now())
     })
   }
 
   ids (cb) {
-    return this._run('ids', cb, (done) => this._call('ids', done))
+    return this._run('ids', cb, (done) => this._call('ids', done, Date.now()))
   }
 
   length (cb) {
-    return this._run('length', cb, (done) => this._call('length', done))
+    return this._run('length', cb, (done) => this._call('length', done, Date.now()))
   }
 
+  /** Removes every session of this store; resolves with how many were removed. */
   clear (cb) {
     return this._run('clear', cb, (done) => this._call('clear', done))
   }
@@ -110,15 +128,21 @@ class NativeBackedStore extends Store {
     return this._run('ready', cb, (done) => this._call('ping', (err) => done(err)))
   }
 
-  /** Releases connections and timers; afterwards the process can exit on its own. */
+  /**
+   * Releases connections and timers; afterwards the process can exit on its own. Requests made
+   * before close() complete normally and its callback fires after they have answered; requests
+   * made after it fail at once with ESESSION_CLOSED. Nothing reopens.
+   */
   close (cb) {
     return this._run('close', cb, (done) => {
-      if (this._closed) return process.nextTick(done, null)
-      if (this._batch !== null) this._flushBatch() // requests made before close() still run
+      if (this._closed) return later(done, null)
       this._closed = true
+      if (this._batch !== null) this._flushBatch() // requests made before close() still run
       if (this._pruning && this._pruning.timer) clearTimeout(this._pruning.timer)
       native.unregisterStore(this._storeId)
-      this._call('close', (err) => done(err))
+      const release = () => this._call('close', (err) => done(err))
+      if (this._inFlight === 0) release()
+      else this._whenIdle = release
     })
   }
 
@@ -130,12 +154,13 @@ class NativeBackedStore extends Store {
     return this._run('prune', cb, (done) => this._call('prune', (err, removed) => {
       if (err && this._pruning) this._pruning.onError(err)
       done(err, removed < 0 ? 0 : removed)
-    }))
+    }, Date.now()))
   }
 
   /**
    * Prunes every `intervalMs` (passed through `jitter`), starting at the store's first use rather
-   * than at construction; the timer never keeps the process alive and stops at close().
+   * than at construction; the timer never keeps the process alive and stops at close(). It uses
+   * the global setTimeout on purpose: an app's test that fakes timers can tick its way to a prune.
    */
   _schedulePruning (intervalMs, { jitter = (ms) => ms, onError = noop } = {}) {
     // Kept without a timer too (intervalMs 0 or false): explicit prune() errors still go to onError.
@@ -145,11 +170,18 @@ class NativeBackedStore extends Store {
   _armPruning () {
     const p = this._pruning
     if (p.timer !== null || this._closed) return
-    p.timer = setTimeout(() => this.prune(() => {
-      p.timer = null
-      this._armPruning()
-    }), p.jitter(p.intervalMs))
-    p.timer.unref()
+    // The timer holds the store weakly: a store nobody references any more can be collected
+    // (and its connections released) even though its prune timer is still pending.
+    const store = new WeakRef(this)
+    p.timer = setTimeout(() => {
+      const s = store.deref()
+      if (!s) return
+      s.prune(() => {
+        p.timer = null
+        s._armPruning()
+      })
+    }, p.jitter(p.intervalMs))
+    if (p.timer && typeof p.timer.unref === 'function') p.timer.unref()
   }
 
   _onBackendEvent (name, reason) {
@@ -179,31 +211,39 @@ class NativeBackedStore extends Store {
   }
 
   _start (op, start, cb) {
+    if (this._closed && op !== 'close') return later(cb, closedError(this._backend, op))
     let called = false
+    const tracked = op !== 'close'
+    if (tracked) this._inFlight++
     const done = (err, value) => {
       if (called) return
       called = true
+      if (tracked && --this._inFlight === 0 && this._whenIdle !== null) {
+        const release = this._whenIdle
+        this._whenIdle = null
+        release()
+      }
       cb(err, value)
     }
     try {
       start(done)
     } catch (err) {
       if (called) throw err // the user's callback threw: not ours to swallow
-      process.nextTick(done, this._asStoreError(op, err))
+      later(done, this._asStoreError(op, err))
     }
   }
 
   /**
    * Calls the native method `method(id, ...args)` with `done` registered under `id`. A store that
-   * needs no I/O (memory) answers a successful call at once: `done` then runs on setImmediate,
-   * as express-session's own MemoryStore answers, without the trip through the dispatcher.
+   * needs no I/O (memory) answers a successful call at once: `done` then runs a moment later, as
+   * express-session's own MemoryStore answers, without the trip through the dispatcher.
    */
   _call (method, done, ...args) {
     if (this._native === null) throw invalidInput(this._backend, method, 'the store is not initialised')
     const id = native.nextId()
     const answer = this._native[method](id, ...args)
     if (answer === undefined) native.register(id, done) // the answer comes through the dispatcher
-    else setImmediate(done, null, answer)
+    else later(done, null, answer)
   }
 
   /**
@@ -211,23 +251,26 @@ class NativeBackedStore extends Store {
    * event loop go to Rust together at its end: one native call and one wake-up of the runtime
    * for all of them (profiling showed the per-request wake-up and socket write, not the event
    * loop, limiting Redis throughput). With nothing in flight a request goes at once, so a
-   * lone request waits for nothing.
+   * lone request waits for nothing; so does a large one, whose deadline must count from its call.
    */
-  _request (method, done, sid, text, at, ttl) {
-    if (this._inline || (this._batch === null && native.inFlight() === 0)) {
-      return text === undefined ? this._call(method, done, sid) : this._call(method, done, sid, text, at, ttl)
+  _request (method, done, sid, text, at, now) {
+    const big = text !== undefined && text.length > BATCH_MAX_CHARS
+    if (this._inline || big || (this._batch === null && native.inFlight() === 0)) {
+      if (method === 'get') return this._call(method, done, sid, now)
+      if (method === 'destroy') return this._call(method, done, sid)
+      return this._call(method, done, sid, text, at, now)
     }
     let b = this._batch
     if (b === null) {
-      b = this._batch = { ids: [], ops: [], sids: [], values: [], at: [], ttl: [] }
-      setImmediate(this._flushBatch)
+      b = this._batch = { ids: [], ops: [], sids: [], values: [], at: [], now: [] }
+      later(this._flushBatch)
     }
     b.ids.push(native.request(done))
     b.ops.push(BATCHED[method])
     b.sids.push(sid)
     b.values.push(text === undefined ? '' : text)
     b.at.push(at === undefined ? NaN : at)
-    b.ttl.push(ttl === undefined ? NaN : ttl)
+    b.now.push(now === undefined ? NaN : now)
   }
 
   _flushBatch () {
@@ -235,7 +278,7 @@ class NativeBackedStore extends Store {
     if (b === null) return
     this._batch = null
     try {
-      this._native.batch(b.ids, b.ops, b.sids, b.values, b.at, b.ttl)
+      this._native.batch(b.ids, b.ops, b.sids, b.values, b.at, b.now)
     } catch (err) {
       const failure = this._asStoreError('batch', err)
       for (const id of b.ids) native.fail(id, failure)
@@ -244,17 +287,16 @@ class NativeBackedStore extends Store {
 
   _write (op, sid, sess, done) {
     const text = this._stringify(op, sess)
-    let expiry
+    const now = Date.now()
+    let at
     try {
-      expiry = expiryOf(sess, this) // reads this.ttl and this.disableTTL
+      at = expiresAt(sess, this, now) // reads this.ttl and this.disableTTL
     } catch (err) {
       throw invalidInput(this._backend, op, err.message)
     }
     // A session whose cookie has already expired is deleted, not written (connect-redis's rule).
-    if (expiry !== null && expiry.ttlSecs <= 0) return this._request('destroy', (err) => done(err), sid)
-    const at = expiry === null ? undefined : expiry.atMs
-    const ttl = expiry === null ? undefined : expiry.ttlSecs
-    this._request(op, (err) => done(err), sid, text, at, ttl)
+    if (at !== null && at <= now) return this._request('destroy', (err) => done(err), sid)
+    this._request(op, (err) => done(err), sid, text, at === null ? NaN : at, now)
   }
 
   _stringify (op, sess) {
@@ -279,34 +321,58 @@ class NativeBackedStore extends Store {
     try {
       result = this.serializer.parse(text)
     } catch (err) {
-      return done(invalidInput(this._backend, op, `the stored session cannot be parsed: ${err.message}`))
+      return done(err)
     }
     if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
-      result.then((sess) => done(null, sess),
-        (err) => done(invalidInput(this._backend, op, `the stored session cannot be parsed: ${err && err.message}`)))
+      result.then((sess) => done(null, sess), (err) => done(err instanceof Error ? err : new Error(String(err))))
     } else {
       done(null, result)
     }
   }
 
+  /**
+   * A stored session the serializer cannot read is treated as absent (the request gets a fresh
+   * session), left untouched in storage (a mistaken `serializer` setting must not delete users'
+   * sessions), and reported once per sid through errorLog.
+   */
+  _unreadable (sid, reason, done) {
+    if (!this._reported.has(sid)) {
+      if (this._reported.size >= REPORTED_MAX) this._reported.clear()
+      this._reported.add(sid)
+      // A session id is a bearer credential: the log names only its first characters.
+      const shown = sid.length > 8 ? `${sid.slice(0, 6)}…` : sid
+      const err = storeError(CODES.unparsable, `ferrosession ${this._backend} get: the stored session ${JSON.stringify(shown)} ` +
+        `cannot be read (${reason}); it is treated as absent and left as it is`)
+      try {
+        this.errorLog(err)
+      } catch {
+        // a throwing logger must not break the request
+      }
+    }
+    done(null, null)
+  }
+
   _parseAll (flat, done) {
     const sessions = []
     let waiting = flat.length / 2
-    let failed = false
     if (waiting === 0) return done(null, sessions)
+    const now = Date.now()
+    const settle = () => { if (--waiting === 0) done(null, sessions) }
     for (let i = 0; i < flat.length; i += 2) {
       const sid = flat[i]
-      this._parse('all', flat[i + 1], (err, sess) => {
-        if (failed) return
-        if (err) {
-          failed = true
-          return done(err)
-        }
-        if (sess && typeof sess === 'object' && !hasExpired(sess)) {
+      const text = flat[i + 1]
+      if (text === null) {
+        this._unreadable(sid, 'the stored value is not UTF-8 text', noop)
+        settle()
+        continue
+      }
+      this._parse('all', text, (err, sess) => {
+        if (err) this._unreadable(sid, err.message, noop)
+        else if (sess && typeof sess === 'object' && !hasExpired(sess, now)) {
           sess.id = sid
           sessions.push(sess)
         }
-        if (--waiting === 0) done(null, sessions)
+        settle()
       })
     }
   }

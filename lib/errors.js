@@ -4,7 +4,8 @@
 
 const CODES = {
   invalid: 'ESESSION_INVALID',
-  closed: 'ESESSION_CLOSED'
+  closed: 'ESESSION_CLOSED',
+  unparsable: 'ESESSION_UNPARSABLE'
 }
 
 function storeError (code, message) {
@@ -18,4 +19,9 @@ function invalidInput (backend, op, reason) {
   return storeError(CODES.invalid, `ferrosession ${backend} ${op}: ${reason}`)
 }
 
-module.exports = { storeError, invalidInput, CODES }
+/** A request made after close(): refused at once, before anything reaches the backend. */
+function closedError (backend, op) {
+  return storeError(CODES.closed, `ferrosession ${backend} ${op}: the store was closed`)
+}
+
+module.exports = { storeError, invalidInput, closedError, CODES }

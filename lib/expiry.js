@@ -1,10 +1,10 @@
 'use strict'
-// Expiry rules, once for every backend (shared/docs/anchor-formats.md §3.1, §3.2):
-// - `ttl` as a function: its result in seconds;
-// - else `cookie.expires` when it is a valid date (connect-redis: ceil of the seconds left);
+// Expiry rules, once for every backend (docs/design.md, "Expiry"):
+// - `ttl` as a function: its result in seconds (fractions kept: 1.9 lives 1.9 s);
+// - else `cookie.expires` when it is a valid date;
 // - else the store's default `ttl` in seconds.
-// The result carries both forms the backends need: the absolute instant in ms (SQL stores keep
-// `ceil(ms / 1000)`) and whole seconds from now (Redis `EX`). A ttl <= 0 means already expired.
+// The result is the absolute instant in epoch ms. "Now" is always the `Date.now()` of the JS call
+// (the JS clock is the clock: apps fake it in their tests), and travels to Rust with the request.
 
 const DAY_SECONDS = 86400
 
@@ -15,25 +15,25 @@ function cookieExpiresMs (sess) {
 }
 
 /**
- * @returns {{atMs: number, ttlSecs: number} | null} null when the session never expires
+ * @returns {number | null} when the session expires (epoch ms), or null when it never does
  * @throws {TypeError} when a `ttl` function returns something that is not a finite number
  */
-function expiryOf (sess, { ttl, disableTTL }, now = Date.now()) {
+function expiresAt (sess, { ttl, disableTTL }, now) {
   if (disableTTL) return null
   if (typeof ttl === 'function') {
     const secs = ttl(sess)
     if (typeof secs !== 'number' || !Number.isFinite(secs)) {
       throw new TypeError(`the ttl function returned ${String(secs)}, not a finite number of seconds`)
     }
-    return { atMs: now + secs * 1000, ttlSecs: Math.ceil(secs) }
+    return now + secs * 1000
   }
   const at = cookieExpiresMs(sess)
-  if (Number.isFinite(at)) return { atMs: at, ttlSecs: Math.ceil((at - now) / 1000) }
-  return { atMs: now + ttl * 1000, ttlSecs: ttl }
+  if (Number.isFinite(at)) return at
+  return now + ttl * 1000
 }
 
 /** Strict read check: a session whose cookie has expired is gone, to the millisecond. */
-function hasExpired (sess, now = Date.now()) {
+function hasExpired (sess, now) {
   const at = cookieExpiresMs(sess)
   return Number.isFinite(at) && at <= now
 }
@@ -48,4 +48,4 @@ function normaliseTtl (ttl, backend) {
   return ttl
 }
 
-module.exports = { expiryOf, hasExpired, normaliseTtl, DAY_SECONDS }
+module.exports = { expiresAt, hasExpired, normaliseTtl, DAY_SECONDS }

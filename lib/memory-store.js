@@ -21,7 +21,6 @@ class MemoryStore extends NativeBackedStore {
     this.ttl = ttlInSeconds(options)
     this.checkPeriod = options.checkPeriod || 0
     this._schedulePruning(this.checkPeriod)
-    this._inline = true // answers at once: nothing to gain from batching
     this._attach(binding.NativeStore.memory(dispatcher, this._storeId, { max: this.max, maxBytes: this.maxBytes }))
   }
 

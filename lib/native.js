@@ -1,21 +1,23 @@
 'use strict'
 // The bridge to the native core: one threadsafe function (the Dispatcher) answers every request
-// of every store, keyed by a request id. Requests in flight keep Node alive through one ref'd
-// timer; an idle store never does, so apps and scripts exit on their own.
+// of every store, keyed by a request id. While requests are in flight the dispatcher itself keeps
+// Node alive (no JS timer, which fake timers could replace); an idle store never does, so apps
+// and scripts exit on their own.
 
-const binding = loadBinding()
+const { binding } = require('./binding')
 const { storeError } = require('./errors')
+const { later } = require('./later')
 
 const pending = new Map()
 const stores = new Map() // store id -> WeakRef(store): events reach live stores only
+const forgetStore = new FinalizationRegistry((id) => stores.delete(id))
 let nextRequestId = 1
 let nextStoreId = 1
-
-const keepAlive = setInterval(() => {}, 0x7fffffff)
-keepAlive.unref()
+let keptAlive = false
 
 /** Every answer that arrived since the last call: parallel arrays, one entry per answer. */
 function onReplies (ids, codes, messages, values) {
+  let thrown = null
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i]
     if (id === 0) {
@@ -29,18 +31,26 @@ function onReplies (ids, codes, messages, values) {
     try {
       done(code === null ? null : storeError(code, messages[i]), values[i])
     } catch (err) {
-      // A throwing user callback must surface as an uncaught exception, exactly as it would from
-      // any other I/O callback, and must not disturb the answers queued behind it.
-      process.nextTick(() => { throw err })
+      // A throwing app callback surfaces as an uncaught exception, as from any I/O callback,
+      // after the answers queued behind it have been delivered.
+      if (thrown === null) thrown = []
+      thrown.push(err)
     }
   }
-  if (pending.size === 0) keepAlive.unref()
+  if (pending.size === 0) keepAlive(false)
+  if (thrown !== null) for (const err of thrown) binding.raiseUncaught(err)
 }
 
 function onEvent (storeId, name, reason) {
   const ref = stores.get(storeId)
   const store = ref && ref.deref()
   if (store) store._onBackendEvent(name, reason)
+}
+
+function keepAlive (on) {
+  if (keptAlive === on) return
+  keptAlive = on
+  dispatcher.keepAlive(on)
 }
 
 const dispatcher = new binding.Dispatcher(onReplies)
@@ -57,8 +67,8 @@ function nextId () {
  * that was given `id` is safe: answers are delivered on a later turn of the event loop.
  */
 function register (id, done) {
-  if (pending.size === 0) keepAlive.ref()
   pending.set(id, done)
+  keepAlive(true)
 }
 
 /** Registers `done` under a fresh id and returns the id. */
@@ -68,18 +78,13 @@ function request (done) {
   return id
 }
 
-/** Forgets a request whose native call threw before it was queued. */
-function cancel (id) {
-  pending.delete(id)
-  if (pending.size === 0) keepAlive.unref()
-}
-
 /** Answers a registered request with `err` (its native call could not be made). */
 function fail (id, err) {
   const done = pending.get(id)
   if (done === undefined) return
-  cancel(id)
-  process.nextTick(done, err)
+  pending.delete(id)
+  if (pending.size === 0) keepAlive(false)
+  later(done, err)
 }
 
 /** How many requests are waiting for an answer, across all stores. */
@@ -90,25 +95,12 @@ function inFlight () {
 function registerStore (store) {
   const id = nextStoreId++
   stores.set(id, new WeakRef(store))
+  forgetStore.register(store, id)
   return id
 }
 
 function unregisterStore (id) {
   stores.delete(id)
-}
-
-function loadBinding () {
-  try {
-    return require('../binding.js')
-  } catch (err) {
-    // npm may skip a dependency's install script (npm 11 asks apps to approve them), leaving
-    // no addon: say how to build it rather than showing only the loader's list of attempts.
-    const hint = new Error('ferrosession: the native addon for this platform is not built. Approve and run its build ' +
-      'with `npm install-scripts approve ferrosession && npm rebuild ferrosession`, or run ' +
-      '`node node_modules/ferrosession/scripts/install.js` (needs cargo: https://rustup.rs).')
-    hint.cause = err
-    throw hint
-  }
 }
 
 module.exports = { binding, dispatcher, nextId, register, request, fail, inFlight, registerStore, unregisterStore }

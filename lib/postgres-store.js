@@ -22,7 +22,6 @@ class PostgresStore extends NativeBackedStore {
     this.schemaName = schemaName || undefined
     this.tableName = tableName || 'session'
     this.ttl = normaliseTtl(options.ttl, 'postgres')
-    this.errorLog = typeof options.errorLog === 'function' ? options.errorLog : console.error.bind(console)
     this.pruneSessionInterval = options.pruneSessionInterval === false
       ? false
       : (options.pruneSessionInterval ?? DEFAULT_PRUNE_SECONDS) * 1000

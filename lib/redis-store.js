@@ -13,6 +13,7 @@ const DEFAULT_URL = 'redis://127.0.0.1:6379'
 class RedisStore extends NativeBackedStore {
   constructor (options = {}) {
     super('redis', options)
+    refuseScaleOutClient(options.client)
     this.client = options.client
     const url = options.url || (options.client ? urlOfClient(options.client) : DEFAULT_URL)
     // ioredis applies its keyPrefix before ours; keep the keys identical to what the app had.
@@ -33,6 +34,23 @@ class RedisStore extends NativeBackedStore {
       connectTimeoutMs: Math.ceil(this.connectTimeout),
       commandTimeoutMs: Math.ceil(this.commandTimeout)
     }))
+  }
+}
+
+/**
+ * A Cluster or Sentinel client read as a single-node one would silently become a connection to
+ * one node (or to localhost): refuse it, naming what it is.
+ */
+function refuseScaleOutClient (client) {
+  if (!client || typeof client !== 'object') return
+  const kind = client.isCluster === true || (typeof client.nodeClient === 'function' && 'masters' in client)
+    ? 'a Redis Cluster client'
+    : (typeof client.getMasterNode === 'function' || (client.options && Array.isArray(client.options.sentinels)))
+        ? 'a Redis Sentinel client'
+        : null
+  if (kind) {
+    throw new TypeError(`ferrosession redis: option client is ${kind}; this version of RedisStore supports single Redis ` +
+      'servers only, and will not quietly connect to just one node')
   }
 }
 

@@ -1,18 +1,14 @@
 //! The one trait every storage backend implements. Backends store opaque strings (the session as
-//! JS serialised it) and never parse them; expiry arrives already computed by the JS side.
+//! JS serialised it) and never parse them.
+//!
+//! Time comes from JS: `now_ms` is the `Date.now()` of the JS call that made the request, and
+//! `expires_at_ms` was computed from it. Native code never reads the system clock to decide
+//! whether a session has expired, so apps that fake the clock in their tests (sinon, Jest) see
+//! expiry follow their clock on every backend.
 
 use async_trait::async_trait;
 
-use crate::error::BackendResult;
-
-/// When a session expires, computed once in JS from `cookie.expires` or the store's `ttl`.
-#[derive(Debug, Clone, Copy)]
-pub struct Expiry {
-  /// Absolute expiry, epoch milliseconds (SQL backends store `ceil(at_ms / 1000)` seconds).
-  pub at_ms: f64,
-  /// Whole seconds from now, rounded up, as connect-redis computes them for `SET ... EX`.
-  pub ttl_secs: i64,
-}
+use crate::error::{BackendError, BackendResult};
 
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -20,38 +16,41 @@ pub trait Backend: Send + Sync + 'static {
   fn name(&self) -> &'static str;
 
   /// True for backends that never wait (no I/O): their requests run on the calling thread,
-  /// skipping the hop to the runtime. Their answers still go through the dispatcher.
+  /// skipping the hop to the runtime. The one source of truth for "inline": JS reads it from the
+  /// native store, and `batch` hands such answers to the dispatcher.
   fn runs_inline(&self) -> bool {
     false
   }
 
-  /// The stored value of an unexpired session, or `None`.
-  async fn get(&self, sid: &str) -> BackendResult<Option<String>>;
+  /// The stored value of a session that is unexpired at `now_ms`, or `None`.
+  async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<String>>;
 
-  /// Insert or replace. `expiry: None` means "never expires" (connect-redis's `disableTTL`).
-  async fn set(&self, sid: &str, value: &str, expiry: Option<Expiry>) -> BackendResult<()>;
+  /// Insert or replace. `expires_at_ms: None` means "never expires" (connect-redis's `disableTTL`).
+  async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()>;
 
-  /// Rewrite value and expiry only if the session still exists: never recreates a destroyed one.
-  async fn touch(&self, sid: &str, value: &str, expiry: Option<Expiry>) -> BackendResult<()>;
+  /// Rewrite value and expiry only if the session is still live at `now_ms`: never recreates a
+  /// destroyed or expired one.
+  async fn touch(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()>;
 
   /// Remove; an unknown sid is not an error.
   async fn destroy(&self, sid: &str) -> BackendResult<()>;
 
-  /// Every stored sid of this store (its prefix or table).
-  async fn ids(&self) -> BackendResult<Vec<String>>;
+  /// Every sid of this store (its prefix or table) that is live at `now_ms`.
+  async fn ids(&self, now_ms: f64) -> BackendResult<Vec<String>>;
 
-  /// Every stored session as `(sid, value)` pairs.
-  async fn all(&self) -> BackendResult<Vec<(String, String)>>;
+  /// Every live session as `(sid, value)`; `None` for a value that is not readable text (the JS
+  /// side skips it and reports it, as it does for `get`).
+  async fn all(&self, now_ms: f64) -> BackendResult<Vec<(String, Option<String>)>>;
 
-  /// How many sessions are stored.
-  async fn length(&self) -> BackendResult<u64>;
+  /// How many sessions are live at `now_ms`.
+  async fn length(&self, now_ms: f64) -> BackendResult<u64>;
 
   /// Remove every session of this store; returns how many were removed.
   async fn clear(&self) -> BackendResult<u64>;
 
-  /// Remove expired sessions where the backend does not do it itself. `Ok(None)` means another
-  /// process is pruning right now and this call left it to them.
-  async fn prune(&self) -> BackendResult<Option<u64>> {
+  /// Remove sessions expired at `now_ms` where the backend does not do it itself. `Ok(None)`
+  /// means another process is pruning right now and this call left it to them.
+  async fn prune(&self, _now_ms: f64) -> BackendResult<Option<u64>> {
     Ok(Some(0))
   }
 
@@ -59,6 +58,45 @@ pub trait Backend: Send + Sync + 'static {
   /// unavailable backend is back: it must not succeed on a connection left over from before.
   async fn ping(&self) -> BackendResult<()>;
 
-  /// Release connections. Later calls may reconnect; the JS side stops calling after close().
+  /// Release connections for good: every later request fails with `ESESSION_CLOSED`, and
+  /// nothing is reopened.
   async fn close(&self);
+}
+
+/// Stored bytes as the text JS will parse. Bytes that are not UTF-8 can never be a session the
+/// serializer wrote: the request treats the session as absent instead of failing (or, worse,
+/// reporting an outage), and the stored bytes are left alone.
+pub fn stored_text(bytes: Vec<u8>) -> BackendResult<String> {
+  String::from_utf8(bytes).map_err(|e| {
+    BackendError::unparsable(format!(
+      "the stored session is not UTF-8 text (invalid byte at offset {})",
+      e.utf8_error().valid_up_to()
+    ))
+  })
+}
+
+/// The whole milliseconds from `now_ms` to `expires_at_ms`, at least 1 (a session whose expiry has
+/// passed is deleted by the JS side before it gets here).
+pub fn remaining_ms(expires_at_ms: f64, now_ms: f64) -> i64 {
+  ((expires_at_ms - now_ms).round() as i64).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn invalid_utf8_is_unparsable_not_an_outage() {
+    let err = stored_text(vec![0x7b, 0xff, 0x7d]).err().map(|e| (e.kind, e.detail));
+    assert_eq!(err.as_ref().map(|e| e.0), Some(crate::error::ErrorKind::Unparsable));
+    assert!(err.is_some_and(|e| e.1.contains("offset 1")));
+    assert_eq!(stored_text(b"{}".to_vec()).ok().as_deref(), Some("{}"));
+  }
+
+  #[test]
+  fn remaining_time_keeps_milliseconds() {
+    assert_eq!(remaining_ms(1900.0, 0.0), 1900);
+    assert_eq!(remaining_ms(500.4, 0.0), 500);
+    assert_eq!(remaining_ms(10.0, 20.0), 1);
+  }
 }

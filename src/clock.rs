@@ -1,16 +1,5 @@
-//! Wall-clock time in the forms the stores compare against: epoch milliseconds, and the
-//! `Date#toISOString` text that connect-session-knex keeps in SQLite.
-
-use std::time::{SystemTime, UNIX_EPOCH};
-
-pub fn now_ms() -> f64 {
-  SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as f64).unwrap_or(0.0)
-}
-
-/// Now, as the ISO text SQLite rows are compared with.
-pub fn now_iso() -> String {
-  iso_from_ms(now_ms())
-}
+//! Instants as the `Date#toISOString` text that connect-session-knex keeps in SQLite. There is no
+//! "now" here on purpose: the JS clock is the clock (every request carries JS's `Date.now()`).
 
 /// `new Date(ms).toISOString()` for years 0..=9999: `2026-11-27T14:50:21.025Z`. Fixed width, so
 /// these strings order the same way as the instants they name.

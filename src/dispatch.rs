@@ -3,6 +3,10 @@
 //! Answers are queued here and the threadsafe function is only woken when the queue was empty,
 //! so one call into JS delivers every answer that arrived meanwhile (under load, dozens).
 //!
+//! Nothing on this path uses a JS timer: a test that installs fake timers (sinon, Jest) cannot
+//! stop answers from arriving. What keeps Node alive while requests are in flight is this
+//! threadsafe function itself, referenced by `keepAlive(true)` and released by `keepAlive(false)`.
+//!
 //! JS receives four arrays, one entry per answer, `(ids, codes, messages, values)`:
 //! - `id > 0`: the answer to request `id`; `code`/`message` are set on failure, `value` is a
 //!   string (one session), a string list (ids, or sid/value pairs), a number, or null.
@@ -12,13 +16,13 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures_util::FutureExt;
 use napi::bindgen_prelude::{Either3, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::Status;
+use napi::{Env, JsValue, Status, Unknown, sys};
 use napi_derive::napi;
+use tokio::time::Instant;
 
 use crate::error::{BackendError, BackendResult, ErrorKind};
 
@@ -26,6 +30,8 @@ pub enum Value {
   Nothing,
   Text(String),
   List(Vec<String>),
+  /// `[sid1, value1, sid2, value2, ...]`; a `None` value could not be read as text.
+  Pairs(Vec<Option<String>>),
   Number(f64),
 }
 
@@ -35,10 +41,10 @@ pub struct Reply {
   value: Value,
 }
 
-type JsValue = Option<Either3<String, Vec<String>, f64>>;
-type JsArgs = FnArgs<(Vec<u32>, Vec<Option<String>>, Vec<Option<String>>, Vec<JsValue>)>;
-/// Weak: an idle store must not keep Node alive. The JS side refs a timer while requests are in
-/// flight instead, which is cheaper than re-referencing the threadsafe function on every call.
+type JsValueOut = Option<Either3<String, Vec<Option<String>>, f64>>;
+type Columns = (Vec<u32>, Vec<Option<String>>, Vec<Option<String>>, Vec<JsValueOut>);
+type JsArgs = FnArgs<Columns>;
+/// Weak: an idle store must not keep Node alive. JS references it while requests are in flight.
 type Tsfn = ThreadsafeFunction<(), (), JsArgs, Status, false, true>;
 type Queue = Arc<Mutex<Vec<Reply>>>;
 
@@ -53,7 +59,7 @@ impl Dispatcher {
   #[napi(
     constructor,
     catch_unwind,
-    ts_args_type = "callback: (ids: number[], codes: (string | null)[], messages: (string | null)[], values: (string | string[] | number | null)[]) => void"
+    ts_args_type = "callback: (ids: number[], codes: (string | null)[], messages: (string | null)[], values: (string | (string | null)[] | number | null)[]) => void"
   )]
   pub fn new(callback: Function<'_, JsArgs, ()>) -> napi::Result<Self> {
     let queue: Queue = Arc::new(Mutex::new(Vec::new()));
@@ -64,33 +70,61 @@ impl Dispatcher {
       .callee_handled::<false>()
       .build_callback(move |_ctx| {
         let replies = std::mem::take(&mut *drained.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut ids = Vec::with_capacity(replies.len());
-        let mut codes = Vec::with_capacity(replies.len());
-        let mut messages = Vec::with_capacity(replies.len());
-        let mut values = Vec::with_capacity(replies.len());
-        for Reply { id, error, value } in replies {
-          ids.push(id);
-          match error {
-            Some((code, message)) => {
-              codes.push(Some(code.to_string()));
-              messages.push(Some(message));
-            }
-            None => {
-              codes.push(None);
-              messages.push(None);
-            }
-          }
-          values.push(match value {
-            Value::Nothing => None,
-            Value::Text(s) => Some(Either3::A(s)),
-            Value::List(l) => Some(Either3::B(l)),
-            Value::Number(n) => Some(Either3::C(n)),
-          });
-        }
-        Ok(FnArgs::from((ids, codes, messages, values)))
+        Ok(FnArgs::from(columns(replies)))
       })?;
-    Ok(Self { tsfn: Arc::new(tsfn), queue })
+    Ok(Self {
+      tsfn: Arc::new(tsfn),
+      queue,
+    })
   }
+
+  /// `true` while requests are in flight: the process stays alive until they are answered.
+  /// `false` when none is left, so an idle app exits on its own.
+  #[napi(catch_unwind)]
+  pub fn keep_alive(&self, env: Env, on: bool) {
+    let raw = self.tsfn.raw();
+    // Fails only while the environment shuts down, when there is nothing left to keep alive.
+    let _ = unsafe {
+      if on {
+        sys::napi_ref_threadsafe_function(env.raw(), raw)
+      } else {
+        sys::napi_unref_threadsafe_function(env.raw(), raw)
+      }
+    };
+  }
+}
+
+/// Raises `error` as an uncaught exception, exactly as if it had been thrown from an I/O callback.
+/// Used when an app's callback throws: reporting it must not depend on `process.nextTick` or
+/// `queueMicrotask`, which fake timers may have replaced, and a throw inside a Promise job would
+/// become an unhandled rejection instead.
+#[napi(catch_unwind, ts_args_type = "error: unknown")]
+pub fn raise_uncaught(env: Env, error: Unknown<'_>) {
+  let _ = unsafe { sys::napi_fatal_exception(env.raw(), error.raw()) };
+}
+
+fn columns(replies: Vec<Reply>) -> Columns {
+  let mut ids = Vec::with_capacity(replies.len());
+  let mut codes = Vec::with_capacity(replies.len());
+  let mut messages = Vec::with_capacity(replies.len());
+  let mut values = Vec::with_capacity(replies.len());
+  for Reply { id, error, value } in replies {
+    ids.push(id);
+    let (code, message) = match error {
+      Some((code, message)) => (Some(code.to_string()), Some(message)),
+      None => (None, None),
+    };
+    codes.push(code);
+    messages.push(message);
+    values.push(match value {
+      Value::Nothing => None,
+      Value::Text(s) => Some(Either3::A(s)),
+      Value::List(l) => Some(Either3::B(l.into_iter().map(Some).collect())),
+      Value::Pairs(p) => Some(Either3::B(p)),
+      Value::Number(n) => Some(Either3::C(n)),
+    });
+  }
+  (ids, codes, messages, values)
 }
 
 /// What a store keeps of the dispatcher: cheap to clone into every spawned task.
@@ -102,7 +136,10 @@ pub struct Sender {
 
 impl Sender {
   pub fn of(dispatcher: &Dispatcher) -> Self {
-    Self { tsfn: dispatcher.tsfn.clone(), queue: dispatcher.queue.clone() }
+    Self {
+      tsfn: dispatcher.tsfn.clone(),
+      queue: dispatcher.queue.clone(),
+    }
   }
 
   fn send(&self, reply: Reply) {
@@ -112,8 +149,8 @@ impl Sender {
       queue.len() == 1
     };
     // Only the answer that finds the queue empty wakes JS; the wake-up takes everything queued
-    // by then. NonBlocking on an unbounded queue fails only while Node shuts down, when nobody
-    // is left to answer.
+    // by then. NonBlocking on an unbounded queue fails only once the environment is gone (a
+    // terminated worker), when nobody is left to answer.
     if first {
       let _ = self.tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
     }
@@ -122,7 +159,11 @@ impl Sender {
   pub fn answer(&self, id: u32, result: Result<Value, (ErrorKind, String)>) {
     let reply = match result {
       Ok(value) => Reply { id, error: None, value },
-      Err((kind, message)) => Reply { id, error: Some((kind.code(), message)), value: Value::Nothing },
+      Err((kind, message)) => Reply {
+        id,
+        error: Some((kind.code(), message)),
+        value: Value::Nothing,
+      },
     };
     self.send(reply);
   }
@@ -136,26 +177,37 @@ impl Sender {
   }
 }
 
-/// Runs `work` on the tokio runtime with a deadline and a panic guard, and hands its outcome to
+/// Runs `work` on the runtime with a deadline and a panic guard, and hands its outcome to
 /// `finish` exactly once: the answer to a request can never be lost to a panic or a hang.
-pub fn spawn_guarded<T, Fut, Done>(deadline: Duration, work: Fut, finish: Done)
+/// `deadline` is fixed by the caller when JS made the call, not when the task starts, so a busy
+/// runtime cannot stretch a request past `commandTimeout`.
+pub fn spawn_guarded<T, Fut, Done>(deadline: Instant, timeout_ms: u128, work: Fut, finish: Done)
 where
   T: Send + 'static,
   Fut: Future<Output = BackendResult<T>> + Send + 'static,
   Done: FnOnce(BackendResult<T>) + Send + 'static,
 {
-  napi::bindgen_prelude::spawn(async move {
-    let guarded = AssertUnwindSafe(tokio::time::timeout(deadline, work)).catch_unwind();
+  // The finisher is shared with the fallback below, which answers if the runtime cannot run it.
+  let finish = Arc::new(Mutex::new(Some(finish)));
+  let task_finish = finish.clone();
+  let started = crate::runtime::spawn(async move {
+    let guarded = AssertUnwindSafe(tokio::time::timeout_at(deadline, work)).catch_unwind();
     let outcome = match guarded.await {
       Ok(Ok(result)) => result,
-      Ok(Err(_elapsed)) => Err(BackendError::new(
-        ErrorKind::Timeout,
-        format!("no answer within {} ms (commandTimeout)", deadline.as_millis()),
-      )),
+      Ok(Err(_elapsed)) => Err(BackendError::timeout(format!(
+        "no answer within {timeout_ms} ms (commandTimeout)"
+      ))),
       Err(panic) => Err(panic_error(&panic)),
     };
-    finish(outcome);
+    if let Some(f) = task_finish.lock().unwrap_or_else(|p| p.into_inner()).take() {
+      f(outcome);
+    }
   });
+  if !started && let Some(f) = finish.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    f(Err(BackendError::unavailable(
+      "the native runtime could not start its thread",
+    )));
+  }
 }
 
 /// The error a caught panic becomes: the request fails, the process lives.

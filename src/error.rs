@@ -5,9 +5,11 @@ use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-  /// The server could not be reached or the connection broke: the store goes "disconnected".
+  /// The server could not be reached (refused, reset, closed, timed out while connecting, TLS
+  /// handshake failed): the only kind that is an outage, so the only one that emits `disconnect`.
   Unavailable,
-  /// No answer within `commandTimeout` (or no pooled connection within it).
+  /// No answer within `commandTimeout` (or no pooled connection within it). Fails that request
+  /// alone: the connection it used is discarded, and the next request opens a new one.
   Timeout,
   /// The server answered with an error (bad SQL, wrong type, permissions, ...).
   Backend,
@@ -17,6 +19,9 @@ pub enum ErrorKind {
   Panic,
   /// The store was closed.
   Closed,
+  /// The stored value is not text the serializer could ever read (e.g. not UTF-8). The JS side
+  /// treats the session as absent and reports it once through `errorLog`; nothing is deleted.
+  Unparsable,
 }
 
 impl ErrorKind {
@@ -29,12 +34,15 @@ impl ErrorKind {
       ErrorKind::Invalid => "ESESSION_INVALID",
       ErrorKind::Panic => "ESESSION_PANIC",
       ErrorKind::Closed => "ESESSION_CLOSED",
+      ErrorKind::Unparsable => "ESESSION_UNPARSABLE",
     }
   }
 
-  /// Whether this error says the backend is down, which flips the store to "disconnected".
+  /// Whether this error says the server cannot be reached, which flips the store to
+  /// "disconnected". A `disconnect` switches sessions off for every user of the app, so bad data,
+  /// a wrong schema, a busy file or one slow request never count (docs/design.md, "Outages").
   pub fn is_outage(self) -> bool {
-    matches!(self, ErrorKind::Unavailable | ErrorKind::Timeout)
+    matches!(self, ErrorKind::Unavailable)
   }
 }
 
@@ -46,7 +54,10 @@ pub struct BackendError {
 
 impl BackendError {
   pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-    Self { kind, detail: detail.into() }
+    Self {
+      kind,
+      detail: detail.into(),
+    }
   }
   pub fn unavailable(detail: impl fmt::Display) -> Self {
     Self::new(ErrorKind::Unavailable, detail.to_string())
@@ -56,6 +67,15 @@ impl BackendError {
   }
   pub fn invalid(detail: impl Into<String>) -> Self {
     Self::new(ErrorKind::Invalid, detail)
+  }
+  pub fn timeout(detail: impl Into<String>) -> Self {
+    Self::new(ErrorKind::Timeout, detail)
+  }
+  pub fn closed() -> Self {
+    Self::new(ErrorKind::Closed, "the store was closed")
+  }
+  pub fn unparsable(detail: impl Into<String>) -> Self {
+    Self::new(ErrorKind::Unparsable, detail)
   }
 
   /// The message JS shows: `ferrosession redis get: connection refused (os error 111)`.
@@ -85,5 +105,7 @@ mod tests {
     assert_eq!(e.kind.code(), "ESESSION_UNAVAILABLE");
     assert!(e.kind.is_outage());
     assert!(!BackendError::backend("syntax").kind.is_outage());
+    assert!(!BackendError::timeout("slow").kind.is_outage());
+    assert!(!BackendError::unparsable("not UTF-8").kind.is_outage());
   }
 }

@@ -1,5 +1,6 @@
 //! Connection state and the `connect`/`disconnect` events express-session's readiness switch
-//! listens to. Rules (shared/docs/decisions.md): `disconnect` when an outage is seen; `connect`
+//! listens to. Rules (docs/design.md, "Outages"): `disconnect` only when the server cannot be
+//! reached (an `Unavailable` error, never bad data or a slow request); `connect`
 //! only after a `disconnect` this store emitted, never for the first connection. After a
 //! `disconnect` a probe loop pings the backend until it answers, so the store comes back by
 //! itself even when express-session has stopped sending it requests. Only the probe announces
@@ -25,7 +26,12 @@ pub struct Health {
 
 impl Health {
   pub fn new(store_id: u32, sender: Sender) -> Arc<Self> {
-    Arc::new(Self { store_id, sender, down: AtomicBool::new(false), closed: AtomicBool::new(false) })
+    Arc::new(Self {
+      store_id,
+      sender,
+      down: AtomicBool::new(false),
+      closed: AtomicBool::new(false),
+    })
   }
 
   pub fn is_closed(&self) -> bool {
@@ -44,22 +50,26 @@ impl Health {
   }
 
   /// A request met an outage: announce it once and start probing until the backend is back.
-  pub fn saw_outage(self: &Arc<Self>, backend: &Arc<dyn Backend>, reason: String) {
+  /// Each probe gets `probe_deadline` (the store's connectTimeout): a black-holed connection must
+  /// not hang the probe, or no `connect` would ever follow.
+  pub fn saw_outage(self: &Arc<Self>, backend: &Arc<dyn Backend>, reason: String, probe_deadline: Duration) {
     if self.is_closed() || self.down.swap(true, Ordering::AcqRel) {
       return;
     }
     self.sender.event(self.store_id, "disconnect", reason);
     let health: Weak<Self> = Arc::downgrade(self);
     let backend: Weak<dyn Backend> = Arc::downgrade(backend);
-    napi::bindgen_prelude::spawn(async move {
+    crate::runtime::spawn(async move {
       loop {
         tokio::time::sleep(PROBE_EVERY).await;
         // Stop when the store is gone or closed: the probe must not keep anything alive.
-        let (Some(health), Some(backend)) = (health.upgrade(), backend.upgrade()) else { return };
+        let (Some(health), Some(backend)) = (health.upgrade(), backend.upgrade()) else {
+          return;
+        };
         if health.is_closed() || !health.down.load(Ordering::Acquire) {
           return;
         }
-        if backend.ping().await.is_ok() {
+        if matches!(tokio::time::timeout(probe_deadline, backend.ping()).await, Ok(Ok(()))) {
           health.recovered();
           return;
         }

@@ -8,8 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use napi_derive::napi;
 
-use crate::backend::{Backend, Expiry};
-use crate::clock::now_ms;
+use crate::backend::Backend;
 use crate::error::{BackendError, BackendResult};
 
 #[napi(object)]
@@ -63,11 +62,20 @@ impl Lru {
     self.tick += 1;
     self.bytes += sid.len() + value.len();
     self.order.insert(self.tick, sid.clone());
-    self.entries.insert(sid, Entry { value, expires_at_ms, last_use: self.tick });
+    self.entries.insert(
+      sid,
+      Entry {
+        value,
+        expires_at_ms,
+        last_use: self.tick,
+      },
+    );
   }
 
   fn evict_oldest(&mut self) -> bool {
-    let Some((_, sid)) = self.order.pop_first() else { return false };
+    let Some((_, sid)) = self.order.pop_first() else {
+      return false;
+    };
     if let Some(e) = self.entries.remove(&sid) {
       self.bytes -= sid.len() + e.value.len();
     }
@@ -88,11 +96,17 @@ pub struct MemoryBackend {
 impl MemoryBackend {
   pub fn new(o: MemoryOptions) -> BackendResult<Self> {
     let max_bytes = match o.max_bytes {
-      Some(b) if !(b.is_finite() && b >= 1.0) => return Err(BackendError::invalid("maxBytes must be a positive number")),
+      Some(b) if !(b.is_finite() && b >= 1.0) => {
+        return Err(BackendError::invalid("maxBytes must be a positive number"));
+      }
       Some(b) => Some(b as usize),
       None => None,
     };
-    Ok(Self { lru: Mutex::new(Lru::default()), max: o.max.map(|m| m.max(1) as usize), max_bytes })
+    Ok(Self {
+      lru: Mutex::new(Lru::default()),
+      max: o.max.map(|m| m.max(1) as usize),
+      max_bytes,
+    })
   }
 
   /// A panic while holding the lock leaves the map consistent (each step is complete), so a
@@ -101,17 +115,29 @@ impl MemoryBackend {
     self.lru.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
   }
 
-  fn write(&self, sid: &str, value: &str, expiry: Option<Expiry>, only_if_live: bool) -> BackendResult<()> {
+  fn write(
+    &self,
+    sid: &str,
+    value: &str,
+    expires_at_ms: Option<f64>,
+    now: f64,
+    only_if_live: bool,
+  ) -> BackendResult<()> {
     let size = sid.len() + value.len();
     if self.max_bytes.is_some_and(|limit| size > limit) {
-      return Err(BackendError::invalid(format!("the session is {size} bytes, more than maxBytes allows in total")));
+      return Err(BackendError::invalid(format!(
+        "the session is {size} bytes, more than maxBytes allows in total"
+      )));
     }
-    let now = now_ms();
     let mut lru = self.lock();
     if only_if_live && !lru.entries.get(sid).is_some_and(|e| e.expires_at_ms > now) {
       return Ok(());
     }
-    lru.insert(sid.to_string(), value.to_string(), expiry.map_or(f64::INFINITY, |e| e.at_ms));
+    lru.insert(
+      sid.to_string(),
+      value.to_string(),
+      expires_at_ms.unwrap_or(f64::INFINITY),
+    );
     while self.max.is_some_and(|m| lru.entries.len() > m) || self.max_bytes.is_some_and(|m| lru.bytes > m) {
       if !lru.evict_oldest() {
         break;
@@ -131,8 +157,7 @@ impl Backend for MemoryBackend {
     true
   }
 
-  async fn get(&self, sid: &str) -> BackendResult<Option<String>> {
-    let now = now_ms();
+  async fn get(&self, sid: &str, now: f64) -> BackendResult<Option<String>> {
     let mut lru = self.lock();
     let value = match lru.entries.get(sid) {
       Some(e) if e.expires_at_ms > now => Some(e.value.clone()),
@@ -148,12 +173,12 @@ impl Backend for MemoryBackend {
     Ok(value)
   }
 
-  async fn set(&self, sid: &str, value: &str, expiry: Option<Expiry>) -> BackendResult<()> {
-    self.write(sid, value, expiry, false)
+  async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now: f64) -> BackendResult<()> {
+    self.write(sid, value, expires_at_ms, now, false)
   }
 
-  async fn touch(&self, sid: &str, value: &str, expiry: Option<Expiry>) -> BackendResult<()> {
-    self.write(sid, value, expiry, true)
+  async fn touch(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now: f64) -> BackendResult<()> {
+    self.write(sid, value, expires_at_ms, now, true)
   }
 
   async fn destroy(&self, sid: &str) -> BackendResult<()> {
@@ -161,16 +186,22 @@ impl Backend for MemoryBackend {
     Ok(())
   }
 
-  async fn ids(&self) -> BackendResult<Vec<String>> {
-    Ok(self.lock().live(now_ms()).map(|(sid, _)| sid.clone()).collect())
+  async fn ids(&self, now: f64) -> BackendResult<Vec<String>> {
+    Ok(self.lock().live(now).map(|(sid, _)| sid.clone()).collect())
   }
 
-  async fn all(&self) -> BackendResult<Vec<(String, String)>> {
-    Ok(self.lock().live(now_ms()).map(|(sid, e)| (sid.clone(), e.value.clone())).collect())
+  async fn all(&self, now: f64) -> BackendResult<Vec<(String, Option<String>)>> {
+    Ok(
+      self
+        .lock()
+        .live(now)
+        .map(|(sid, e)| (sid.clone(), Some(e.value.clone())))
+        .collect(),
+    )
   }
 
-  async fn length(&self) -> BackendResult<u64> {
-    Ok(self.lock().live(now_ms()).count() as u64)
+  async fn length(&self, now: f64) -> BackendResult<u64> {
+    Ok(self.lock().live(now).count() as u64)
   }
 
   async fn clear(&self) -> BackendResult<u64> {
@@ -180,10 +211,14 @@ impl Backend for MemoryBackend {
     Ok(n)
   }
 
-  async fn prune(&self) -> BackendResult<Option<u64>> {
-    let now = now_ms();
+  async fn prune(&self, now: f64) -> BackendResult<Option<u64>> {
     let mut lru = self.lock();
-    let dead: Vec<String> = lru.entries.iter().filter(|(_, e)| e.expires_at_ms <= now).map(|(s, _)| s.clone()).collect();
+    let dead: Vec<String> = lru
+      .entries
+      .iter()
+      .filter(|(_, e)| e.expires_at_ms <= now)
+      .map(|(s, _)| s.clone())
+      .collect();
     for sid in &dead {
       lru.remove(sid);
     }
@@ -195,6 +230,7 @@ impl Backend for MemoryBackend {
   }
 
   async fn close(&self) {
+    // Later requests are refused before they get here (the store is marked closed first).
     *self.lock() = Lru::default();
   }
 }
@@ -204,22 +240,32 @@ mod tests {
   use super::*;
   use futures_util::FutureExt;
 
+  const NOW: f64 = 1_000_000.0;
+
   fn store(max: Option<u32>, max_bytes: Option<f64>) -> MemoryBackend {
     MemoryBackend::new(MemoryOptions { max, max_bytes }).unwrap_or_else(|e| panic!("{}", e.detail))
   }
-  fn later() -> Option<Expiry> {
-    Some(Expiry { at_ms: now_ms() + 60_000.0, ttl_secs: 60 })
+  fn later() -> Option<f64> {
+    Some(NOW + 60_000.0)
+  }
+  /// Runs an inline future, failing the test if it errs or does not finish at once.
+  fn ok<T>(f: impl std::future::Future<Output = BackendResult<T>>) -> T {
+    match f.now_or_never() {
+      Some(Ok(v)) => v,
+      Some(Err(e)) => panic!("{}", e.detail),
+      None => panic!("an inline backend must not wait"),
+    }
   }
 
   #[test]
   fn evicts_the_least_recently_used_beyond_max() {
     let m = store(Some(2), None);
     for sid in ["a", "b"] {
-      assert!(m.set(sid, "{}", later()).now_or_never().is_some());
+      ok(m.set(sid, "{}", later(), NOW));
     }
-    assert_eq!(m.get("a").now_or_never().and_then(|r| r.ok()).flatten().as_deref(), Some("{}")); // a is now recent
-    let _ = m.set("c", "{}", later()).now_or_never();
-    let mut ids = m.ids().now_or_never().and_then(|r| r.ok()).unwrap_or_default();
+    assert_eq!(ok(m.get("a", NOW)).as_deref(), Some("{}")); // a is now recent
+    ok(m.set("c", "{}", later(), NOW));
+    let mut ids = ok(m.ids(NOW));
     ids.sort();
     assert_eq!(ids, ["a", "c"]);
   }
@@ -228,20 +274,32 @@ mod tests {
   fn stays_within_max_bytes_and_refuses_a_session_larger_than_it() {
     let m = store(None, Some(100.0));
     for i in 0..50 {
-      let _ = m.set(&format!("s{i}"), &"x".repeat(20), later()).now_or_never();
+      ok(m.set(&format!("s{i}"), &"x".repeat(20), later(), NOW));
     }
     assert!(m.lock().bytes <= 100);
-    assert!(m.set("big", &"x".repeat(200), later()).now_or_never().is_some_and(|r| r.is_err()));
+    assert!(
+      m.set("big", &"x".repeat(200), later(), NOW)
+        .now_or_never()
+        .is_some_and(|r| r.is_err())
+    );
   }
 
   #[test]
   fn touch_never_recreates_and_expired_entries_are_gone() {
     let m = store(None, None);
-    let _ = m.touch("ghost", "{}", later()).now_or_never();
+    ok(m.touch("ghost", "{}", later(), NOW));
     assert_eq!(m.lock().entries.len(), 0);
-    let past = Some(Expiry { at_ms: now_ms() - 1.0, ttl_secs: 0 });
-    let _ = m.set("old", "{}", past).now_or_never();
-    assert_eq!(m.get("old").now_or_never().and_then(|r| r.ok()).flatten(), None);
+    ok(m.set("old", "{}", Some(NOW - 1.0), NOW));
+    assert_eq!(ok(m.get("old", NOW)), None);
     assert_eq!(m.lock().entries.len(), 0);
+  }
+
+  #[test]
+  fn expiry_follows_the_clock_it_is_given() {
+    let m = store(None, None);
+    ok(m.set("s", "{}", Some(NOW + 1000.0), NOW));
+    assert!(ok(m.get("s", NOW + 999.0)).is_some());
+    assert_eq!(ok(m.length(NOW + 1000.0)), 0);
+    assert_eq!(ok(m.prune(NOW + 1000.0)), Some(1));
   }
 }

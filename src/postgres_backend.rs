@@ -8,15 +8,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType};
 use napi_derive::napi;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::{Config, NoTls, Row, Statement};
 
-use crate::backend::{Backend, Expiry};
-use crate::clock;
-use crate::error::{BackendError, BackendResult, ErrorKind};
+use crate::backend::Backend;
+use crate::error::{BackendError, BackendResult};
 use crate::sql::{self, Statements};
 
 #[napi(object)]
@@ -44,15 +43,55 @@ struct TableSql {
   create: Vec<String>,
   /// Key of the advisory locks that serialise schema creation and pruning across processes.
   lock_key: String,
+  /// `"schema"."table"` as the user would write it, for error messages.
+  display: String,
 }
 
 pub struct PostgresBackend {
   pool: Pool,
   /// For the recovery probe's own fresh connection.
   config: Config,
+  connect_timeout: Duration,
   sql: TableSql,
   create_table_if_missing: bool,
   table_ready: tokio::sync::OnceCell<()>,
+}
+
+/// A pooled connection lent to one request. If the request does not settle (its future is
+/// dropped at the deadline), the connection is taken out of the pool and closed instead of being
+/// handed to the next request: a connection whose request timed out may be black-holed, and
+/// recycling it would make every later request time out too.
+struct Lease(Option<Object>);
+
+impl Lease {
+  fn client(&self) -> BackendResult<&Object> {
+    self
+      .0
+      .as_ref()
+      .ok_or_else(|| BackendError::backend("the connection was already returned"))
+  }
+
+  /// The request completed (successfully or with an answer from the server): back to the pool.
+  fn settle(mut self) {
+    drop(self.0.take());
+  }
+}
+
+impl Drop for Lease {
+  fn drop(&mut self) {
+    if let Some(object) = self.0.take() {
+      drop(Object::take(object));
+    }
+  }
+}
+
+/// What a statement binds and returns, so a table whose columns have other types than
+/// connect-pg-simple's gets an error naming the column instead of a driver type error.
+#[derive(Clone, Copy)]
+enum Slot {
+  Sid,
+  Sess,
+  Other,
 }
 
 impl PostgresBackend {
@@ -60,7 +99,7 @@ impl PostgresBackend {
     let mut config = match &o.connection_string {
       Some(s) if !s.is_empty() => s
         .parse::<Config>()
-        .map_err(|e| BackendError::invalid(format!("bad connection string: {e}")))?,
+        .map_err(|e| BackendError::invalid(format!("bad connection string: {}", detail(&e))))?,
       _ => Config::new(),
     };
     if let Some(h) = &o.host {
@@ -81,15 +120,23 @@ impl PostgresBackend {
     if let Some(d) = &o.database {
       config.dbname(d);
     }
-    let connect_timeout = Duration::from_millis(u64::from(o.connect_timeout_ms.unwrap_or(5000)));
-    let command_timeout = Duration::from_millis(u64::from(o.command_timeout_ms.unwrap_or(3000)));
+    let connect_timeout = Duration::from_millis(u64::from(o.connect_timeout_ms.unwrap_or(5000).max(1)));
+    let command_timeout = Duration::from_millis(u64::from(o.command_timeout_ms.unwrap_or(3000).max(1)));
     config.connect_timeout(connect_timeout);
     if let Some(ms) = o.statement_timeout_ms.filter(|ms| *ms > 0) {
       let mut options = config.get_options().unwrap_or("").to_string();
       options.push_str(&format!(" -c statement_timeout={ms}"));
       config.options(options.trim());
     }
-    let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let manager = Manager::from_config(
+      config.clone(),
+      NoTls,
+      ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+      },
+    );
+    // create_timeout covers the whole connection setup, startup handshake included (the driver's
+    // own connect_timeout covers only the TCP connect).
     let pool = Pool::builder(manager)
       .max_size(o.pool_size.unwrap_or(10).max(1) as usize)
       .runtime(Runtime::Tokio1)
@@ -99,28 +146,163 @@ impl PostgresBackend {
       .build()
       .map_err(|e| BackendError::invalid(format!("cannot build the connection pool: {e}")))?;
     let sql = statements(o.schema_name.as_deref().filter(|s| !s.is_empty()), &o.table_name)?;
-    Ok(Self { pool, config, sql, create_table_if_missing: o.create_table_if_missing, table_ready: tokio::sync::OnceCell::new() })
+    Ok(Self {
+      pool,
+      config,
+      connect_timeout,
+      sql,
+      create_table_if_missing: o.create_table_if_missing,
+      table_ready: tokio::sync::OnceCell::new(),
+    })
   }
 
-  async fn client(&self) -> BackendResult<Object> {
-    let client = self.pool.get().await.map_err(classify_pool)?;
+  async fn lease(&self) -> BackendResult<Lease> {
+    let client = self.pool.get().await.map_err(|e| self.classify_pool(e))?;
+    let lease = Lease(Some(client));
     if self.create_table_if_missing {
-      self.table_ready.get_or_try_init(|| create_table(&client, &self.sql)).await?;
+      let client = lease.client()?;
+      self
+        .table_ready
+        .get_or_try_init(|| create_table(client, &self.sql, self))
+        .await?;
     }
-    Ok(client)
+    Ok(lease)
   }
 
-  async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> BackendResult<Vec<tokio_postgres::Row>> {
-    let client = self.client().await?;
-    let stmt = client.prepare_cached(sql).await.map_err(classify)?;
-    client.query(&stmt, params).await.map_err(classify)
+  /// Prepares (once per connection) and checks the types the statement binds and returns.
+  async fn prepare(&self, client: &Object, sql: &str, params: &[Slot], columns: &[Slot]) -> BackendResult<Statement> {
+    let stmt = client.prepare_cached(sql).await.map_err(|e| self.classify(&e))?;
+    for (slot, ty) in params.iter().zip(stmt.params()) {
+      self.check_type(*slot, ty)?;
+    }
+    for (slot, column) in columns.iter().zip(stmt.columns()) {
+      self.check_type(*slot, column.type_())?;
+    }
+    Ok(stmt)
   }
 
-  async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> BackendResult<u64> {
-    let client = self.client().await?;
-    let stmt = client.prepare_cached(sql).await.map_err(classify)?;
-    client.execute(&stmt, params).await.map_err(classify)
+  fn check_type(&self, slot: Slot, ty: &Type) -> BackendResult<()> {
+    let (column, ok, expected) = match slot {
+      Slot::Sid => ("sid", accepts_text(ty), "varchar or text"),
+      Slot::Sess => ("sess", accepts_json_like(ty), "json, jsonb or text"),
+      Slot::Other => return Ok(()),
+    };
+    if ok {
+      return Ok(());
+    }
+    Err(BackendError::backend(format!(
+      "column \"{column}\" of table {} has type {}, but ferrosession needs {expected} there (connect-pg-simple's table)",
+      self.sql.display,
+      ty.name()
+    )))
   }
+
+  /// Runs one statement. After `ALTER TABLE ... TYPE` (connect-pg-simple users move `sess` to
+  /// jsonb this way) the server refuses plans prepared before it; the statement is then prepared
+  /// again and run once more instead of failing forever.
+  async fn run<T>(
+    &self,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    slots: (&[Slot], &[Slot]),
+    read: fn(Vec<Row>, &Self) -> BackendResult<T>,
+  ) -> BackendResult<T> {
+    let lease = self.lease().await?;
+    let client = lease.client()?;
+    let mut retried = false;
+    let outcome = loop {
+      let stmt = match self.prepare(client, sql, slots.0, slots.1).await {
+        Ok(stmt) => stmt,
+        Err(e) => break Err(e),
+      };
+      match client.query(&stmt, params).await {
+        Ok(rows) => break read(rows, self),
+        Err(e) if !retried && is_stale_plan(&e) => {
+          client.statement_cache.clear();
+          retried = true;
+        }
+        Err(e) => break Err(self.classify(&e)),
+      }
+    };
+    lease.settle();
+    outcome
+  }
+
+  fn classify_pool(&self, e: PoolError) -> BackendError {
+    match e {
+      PoolError::Timeout(TimeoutType::Wait) => BackendError::timeout(format!(
+        "no free connection in the pool within commandTimeout (all {} are busy)",
+        self.pool.status().max_size
+      )),
+      PoolError::Timeout(_) => BackendError::unavailable(format!(
+        "could not connect within {} ms (connectTimeout)",
+        self.connect_timeout.as_millis()
+      )),
+      PoolError::Backend(e) => self.classify(&e),
+      PoolError::Closed => BackendError::closed(),
+      other => BackendError::unavailable(other.to_string()),
+    }
+  }
+
+  /// Only a server that cannot be reached is an outage; whatever the server answered (a missing
+  /// table, a type error, a refused login) fails that request with the server's own words.
+  fn classify(&self, e: &tokio_postgres::Error) -> BackendError {
+    if let Some(db) = e.as_db_error() {
+      let code = db.code();
+      if *code == SqlState::ADMIN_SHUTDOWN || *code == SqlState::CANNOT_CONNECT_NOW || *code == SqlState::CRASH_SHUTDOWN
+      {
+        return BackendError::unavailable(detail(e));
+      }
+      if *code == SqlState::QUERY_CANCELED {
+        return BackendError::backend(format!("{} (statement_timeout)", detail(e)));
+      }
+      if *code == SqlState::UNDEFINED_TABLE {
+        return BackendError::backend(format!(
+          "{}: table {} does not exist in database {:?} (user {:?}); pass createTableIfMissing: true, or create it with the SQL in the README",
+          detail(e),
+          self.sql.display,
+          self.config.get_dbname().unwrap_or("(the user's default)"),
+          self.config.get_user().unwrap_or("(unset)")
+        ));
+      }
+      return BackendError::backend(detail(e));
+    }
+    if is_unreachable(e) {
+      BackendError::unavailable(detail(e))
+    } else {
+      BackendError::backend(detail(e))
+    }
+  }
+}
+
+/// The driver's error text with its causes (its own Display shows only the outermost).
+fn detail(e: &(dyn StdError + 'static)) -> String {
+  let mut text = e.to_string();
+  let mut source = e.source();
+  while let Some(s) = source {
+    text.push_str(": ");
+    text.push_str(&s.to_string());
+    source = s.source();
+  }
+  text
+}
+
+/// Errors that come from the socket rather than from the server's answers.
+fn is_unreachable(e: &tokio_postgres::Error) -> bool {
+  const SOCKET_KINDS: [&str; 5] = [
+    "error connecting to server",
+    "timeout waiting for server",
+    "error performing TLS handshake",
+    "error communicating with the server",
+    "unexpected message from server",
+  ];
+  e.is_closed() || SOCKET_KINDS.iter().any(|k| e.to_string().starts_with(k))
+}
+
+/// "cached plan must not change result type": the table changed under a prepared statement.
+fn is_stale_plan(e: &tokio_postgres::Error) -> bool {
+  e.as_db_error()
+    .is_some_and(|db| *db.code() == SqlState::FEATURE_NOT_SUPPORTED && db.message().contains("cached plan"))
 }
 
 fn statements(schema: Option<&str>, table: &str) -> BackendResult<TableSql> {
@@ -153,16 +335,28 @@ fn statements(schema: Option<&str>, table: &str) -> BackendResult<TableSql> {
     ids: format!("SELECT sid FROM {t} WHERE expire >= to_timestamp($1)"),
     all: format!("SELECT sid, sess FROM {t} WHERE expire >= to_timestamp($1)"),
     length: format!("SELECT count(*) FROM {t} WHERE expire >= to_timestamp($1)"),
-    clear: format!("DELETE FROM {t}"),
+    clear: format!("WITH removed AS (DELETE FROM {t} RETURNING 1) SELECT count(*) FROM removed"),
     prune: format!("DELETE FROM {t} WHERE expire < to_timestamp($1)"),
   };
-  Ok(TableSql { ops, create, lock_key: format!("ferrosession:{t}") })
+  let display = match schema {
+    Some(s) => format!("{s:?}.{table:?}"),
+    None => format!("{table:?}"),
+  };
+  Ok(TableSql {
+    ops,
+    create,
+    lock_key: format!("ferrosession:{t}"),
+    display,
+  })
 }
 
 /// Creates the table once, under a transaction-scoped advisory lock so that stores starting
 /// together in several processes do not race each other's `CREATE`.
-async fn create_table(client: &Object, sql: &TableSql) -> BackendResult<()> {
-  let mut batch = format!("BEGIN; SELECT pg_advisory_xact_lock(hashtext({})); ", literal(&sql.lock_key));
+async fn create_table(client: &Object, sql: &TableSql, backend: &PostgresBackend) -> BackendResult<()> {
+  let mut batch = format!(
+    "BEGIN; SELECT pg_advisory_xact_lock(hashtext({})); ",
+    literal(&sql.lock_key)
+  );
   for statement in &sql.create {
     batch.push_str(statement);
     batch.push_str("; ");
@@ -170,7 +364,7 @@ async fn create_table(client: &Object, sql: &TableSql) -> BackendResult<()> {
   batch.push_str("COMMIT;");
   if let Err(e) = client.batch_execute(&batch).await {
     let _ = client.batch_execute("ROLLBACK").await;
-    return Err(classify(e));
+    return Err(backend.classify(&e));
   }
   Ok(())
 }
@@ -180,18 +374,47 @@ fn literal(s: &str) -> String {
   format!("'{}'", s.replace('\'', "''"))
 }
 
-/// `Math.ceil(Date.now() / 1000)`, connect-pg-simple's "now" for expiry comparisons.
-fn now_secs() -> f64 {
-  (clock::now_ms() / 1000.0).ceil()
+/// `Math.ceil(now / 1000)`, connect-pg-simple's "now" for expiry comparisons, from the JS clock.
+fn secs(now_ms: f64) -> f64 {
+  (now_ms / 1000.0).ceil()
 }
 
 /// connect-pg-simple stores `to_timestamp(Math.ceil(expires_ms / 1000))`.
-fn expire_secs(expiry: Option<Expiry>) -> BackendResult<f64> {
-  match expiry {
-    Some(e) => Ok((e.at_ms / 1000.0).ceil()),
-    None => Err(BackendError::invalid("PostgreSQL sessions always expire; disableTTL is not supported")),
+fn expire_secs(expires_at_ms: Option<f64>) -> BackendResult<f64> {
+  match expires_at_ms {
+    Some(at) => Ok(secs(at)),
+    None => Err(BackendError::invalid(
+      "PostgreSQL sessions always expire; disableTTL is not supported",
+    )),
   }
 }
+
+fn first_sess(rows: Vec<Row>, backend: &PostgresBackend) -> BackendResult<Option<String>> {
+  match rows.first() {
+    Some(row) => Ok(Some(
+      row.try_get::<_, StoredJson>(0).map_err(|e| backend.classify(&e))?.0,
+    )),
+    None => Ok(None),
+  }
+}
+
+fn nothing(_rows: Vec<Row>, _backend: &PostgresBackend) -> BackendResult<()> {
+  Ok(())
+}
+
+/// The `count(*)` a statement returns.
+fn count(rows: Vec<Row>, backend: &PostgresBackend) -> BackendResult<u64> {
+  let n: i64 = rows
+    .first()
+    .map(|r| r.try_get(0))
+    .transpose()
+    .map_err(|e| backend.classify(&e))?
+    .unwrap_or(0);
+  Ok(n.max(0) as u64)
+}
+
+const SID: &[Slot] = &[Slot::Sid];
+const NONE: &[Slot] = &[];
 
 #[async_trait]
 impl Backend for PostgresBackend {
@@ -199,109 +422,148 @@ impl Backend for PostgresBackend {
     "postgres"
   }
 
-  async fn get(&self, sid: &str) -> BackendResult<Option<String>> {
-    let rows = self.query(&self.sql.ops.get, &[&sid, &now_secs()]).await?;
-    match rows.first() {
-      Some(row) => Ok(Some(row.try_get::<_, StoredJson>(0).map_err(classify)?.0)),
-      None => Ok(None),
-    }
+  async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<String>> {
+    self
+      .run(
+        &self.sql.ops.get,
+        &[&sid, &secs(now_ms)],
+        (&[Slot::Sid, Slot::Other], &[Slot::Sess]),
+        first_sess,
+      )
+      .await
   }
 
-  async fn set(&self, sid: &str, value: &str, expiry: Option<Expiry>) -> BackendResult<()> {
-    let expire = expire_secs(expiry)?;
-    self.execute(&self.sql.ops.set, &[&JsonText(value), &expire, &sid]).await.map(drop)
+  async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, _now_ms: f64) -> BackendResult<()> {
+    let expire = expire_secs(expires_at_ms)?;
+    let params: &[&(dyn ToSql + Sync)] = &[&JsonText(value), &expire, &sid];
+    self
+      .run(
+        &self.sql.ops.set,
+        params,
+        (&[Slot::Sess, Slot::Other, Slot::Sid], SID),
+        nothing,
+      )
+      .await
   }
 
-  async fn touch(&self, sid: &str, value: &str, expiry: Option<Expiry>) -> BackendResult<()> {
-    let expire = expire_secs(expiry)?;
-    self.execute(&self.sql.ops.touch, &[&JsonText(value), &expire, &sid, &now_secs()]).await.map(drop)
+  async fn touch(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
+    let expire = expire_secs(expires_at_ms)?;
+    let params: &[&(dyn ToSql + Sync)] = &[&JsonText(value), &expire, &sid, &secs(now_ms)];
+    self
+      .run(
+        &self.sql.ops.touch,
+        params,
+        (&[Slot::Sess, Slot::Other, Slot::Sid], NONE),
+        nothing,
+      )
+      .await
   }
 
   async fn destroy(&self, sid: &str) -> BackendResult<()> {
-    self.execute(&self.sql.ops.destroy, &[&sid]).await.map(drop)
+    self.run(&self.sql.ops.destroy, &[&sid], (SID, NONE), nothing).await
   }
 
-  async fn ids(&self) -> BackendResult<Vec<String>> {
-    let rows = self.query(&self.sql.ops.ids, &[&now_secs()]).await?;
-    rows.iter().map(|r| r.try_get::<_, String>(0).map_err(classify)).collect()
+  async fn ids(&self, now_ms: f64) -> BackendResult<Vec<String>> {
+    let read = |rows: Vec<Row>, b: &Self| -> BackendResult<Vec<String>> {
+      rows
+        .iter()
+        .map(|r| r.try_get::<_, String>(0).map_err(|e| b.classify(&e)))
+        .collect()
+    };
+    self.run(&self.sql.ops.ids, &[&secs(now_ms)], (NONE, SID), read).await
   }
 
-  async fn all(&self) -> BackendResult<Vec<(String, String)>> {
-    let rows = self.query(&self.sql.ops.all, &[&now_secs()]).await?;
-    rows
-      .iter()
-      .map(|r| Ok((r.try_get::<_, String>(0).map_err(classify)?, r.try_get::<_, StoredJson>(1).map_err(classify)?.0)))
-      .collect()
+  async fn all(&self, now_ms: f64) -> BackendResult<Vec<(String, Option<String>)>> {
+    let read = |rows: Vec<Row>, b: &Self| -> BackendResult<Vec<(String, Option<String>)>> {
+      rows
+        .iter()
+        .map(|r| {
+          let sid = r.try_get::<_, String>(0).map_err(|e| b.classify(&e))?;
+          Ok((sid, r.try_get::<_, StoredJson>(1).ok().map(|s| s.0)))
+        })
+        .collect()
+    };
+    self
+      .run(
+        &self.sql.ops.all,
+        &[&secs(now_ms)],
+        (NONE, &[Slot::Sid, Slot::Sess]),
+        read,
+      )
+      .await
   }
 
-  async fn length(&self) -> BackendResult<u64> {
-    let rows = self.query(&self.sql.ops.length, &[&now_secs()]).await?;
-    let n: i64 = rows.first().map(|r| r.try_get(0)).transpose().map_err(classify)?.unwrap_or(0);
-    Ok(n.max(0) as u64)
+  async fn length(&self, now_ms: f64) -> BackendResult<u64> {
+    self
+      .run(&self.sql.ops.length, &[&secs(now_ms)], (NONE, NONE), count)
+      .await
   }
 
   async fn clear(&self) -> BackendResult<u64> {
-    self.execute(&self.sql.ops.clear, &[]).await
+    self.run(&self.sql.ops.clear, &[], (NONE, NONE), count).await
   }
 
   /// Deletes expired rows unless another process holds the prune lock right now, so a fleet of
   /// app processes runs one prune at a time instead of N identical deletes.
-  async fn prune(&self) -> BackendResult<Option<u64>> {
-    let mut client = self.client().await?;
-    let tx = client.transaction().await.map_err(classify)?;
-    let locked: bool = tx
-      .query_one("SELECT pg_try_advisory_xact_lock(hashtext($1::text), 1)", &[&self.sql.lock_key])
-      .await
-      .and_then(|r| r.try_get(0))
-      .map_err(classify)?;
-    if !locked {
-      return Ok(None);
+  async fn prune(&self, now_ms: f64) -> BackendResult<Option<u64>> {
+    let mut lease = self.lease().await?;
+    let result = async {
+      let client = lease
+        .0
+        .as_mut()
+        .ok_or_else(|| BackendError::backend("the connection was already returned"))?;
+      let tx = client.transaction().await.map_err(|e| self.classify(&e))?;
+      let locked: bool = tx
+        .query_one(
+          "SELECT pg_try_advisory_xact_lock(hashtext($1::text), 1)",
+          &[&self.sql.lock_key],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| self.classify(&e))?;
+      if !locked {
+        return Ok(None);
+      }
+      let stmt = tx
+        .prepare_cached(&self.sql.ops.prune)
+        .await
+        .map_err(|e| self.classify(&e))?;
+      let removed = tx
+        .execute(&stmt, &[&secs(now_ms)])
+        .await
+        .map_err(|e| self.classify(&e))?;
+      tx.commit().await.map_err(|e| self.classify(&e))?;
+      Ok(Some(removed))
     }
-    let stmt = tx.prepare_cached(&self.sql.ops.prune).await.map_err(classify)?;
-    let removed = tx.execute(&stmt, &[&now_secs()]).await.map_err(classify)?;
-    tx.commit().await.map_err(classify)?;
-    Ok(Some(removed))
+    .await;
+    lease.settle();
+    result
   }
 
   /// A fresh connection, not a pooled one: after the postmaster dies, its orphaned backends can
   /// still answer on connections opened before, but nothing new can connect until it is back.
+  /// The whole attempt, startup handshake included, is bounded by connectTimeout: a server that
+  /// accepts and then says nothing must not hang the probe.
   async fn ping(&self) -> BackendResult<()> {
-    let (client, connection) = self.config.connect(NoTls).await.map_err(classify)?;
-    let driver = tokio::spawn(connection);
-    let answered = client.simple_query("").await.map(drop).map_err(classify);
-    drop(client);
-    let _ = driver.await;
-    answered
+    let attempt = async {
+      let (client, connection) = self.config.connect(NoTls).await.map_err(|e| self.classify(&e))?;
+      let driver = tokio::spawn(connection);
+      let answered = client.simple_query("").await.map(drop).map_err(|e| self.classify(&e));
+      drop(client);
+      let _ = driver.await;
+      answered
+    };
+    match tokio::time::timeout(self.connect_timeout, attempt).await {
+      Ok(result) => result,
+      Err(_) => Err(BackendError::unavailable(format!(
+        "no answer within {} ms (connectTimeout)",
+        self.connect_timeout.as_millis()
+      ))),
+    }
   }
 
   async fn close(&self) {
     self.pool.close();
-  }
-}
-
-fn classify_pool(e: PoolError) -> BackendError {
-  match e {
-    PoolError::Timeout(_) => BackendError::new(ErrorKind::Timeout, format!("no connection within the timeout ({e})")),
-    PoolError::Backend(e) => classify(e),
-    PoolError::Closed => BackendError::new(ErrorKind::Closed, "the connection pool was closed"),
-    other => BackendError::unavailable(other.to_string()),
-  }
-}
-
-fn classify(e: tokio_postgres::Error) -> BackendError {
-  let detail = match e.source() {
-    Some(src) => format!("{e}: {src}"),
-    None => e.to_string(),
-  };
-  match e.code() {
-    Some(code) if *code == SqlState::ADMIN_SHUTDOWN || *code == SqlState::CANNOT_CONNECT_NOW || *code == SqlState::CRASH_SHUTDOWN => {
-      BackendError::unavailable(detail)
-    }
-    Some(code) if *code == SqlState::QUERY_CANCELED => BackendError::backend(format!("{detail} (statement_timeout)")),
-    Some(_) => BackendError::backend(detail),
-    // No SQLSTATE: the error came from the socket, not the server.
-    None if e.as_db_error().is_none() && (e.is_closed() || e.source().is_some()) => BackendError::unavailable(detail),
-    None => BackendError::backend(detail),
   }
 }
 
@@ -331,7 +593,11 @@ struct StoredJson(String);
 
 impl<'a> FromSql<'a> for StoredJson {
   fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {
-    let bytes = if *ty == Type::JSONB { raw.get(1..).unwrap_or_default() } else { raw };
+    let bytes = if *ty == Type::JSONB {
+      raw.get(1..).unwrap_or_default()
+    } else {
+      raw
+    };
     Ok(StoredJson(String::from_utf8(bytes.to_vec())?))
   }
 
@@ -341,7 +607,14 @@ impl<'a> FromSql<'a> for StoredJson {
 }
 
 fn accepts_json_like(ty: &Type) -> bool {
-  matches!(*ty, Type::JSON | Type::JSONB | Type::TEXT | Type::VARCHAR | Type::BPCHAR)
+  matches!(
+    *ty,
+    Type::JSON | Type::JSONB | Type::TEXT | Type::VARCHAR | Type::BPCHAR
+  )
+}
+
+fn accepts_text(ty: &Type) -> bool {
+  matches!(*ty, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME)
 }
 
 #[cfg(test)]
@@ -350,23 +623,32 @@ mod tests {
 
   #[test]
   fn default_table_keeps_connect_pg_simple_names() {
-    let s = statements(None, "session").map_err(|e| e.detail).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(s.ops.get, "SELECT sess FROM \"session\" WHERE sid = $1 AND expire >= to_timestamp($2)");
+    let s = statements(None, "session")
+      .map_err(|e| e.detail)
+      .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+      s.ops.get,
+      "SELECT sess FROM \"session\" WHERE sid = $1 AND expire >= to_timestamp($2)"
+    );
     assert!(s.create[0].contains("CONSTRAINT \"session_pkey\""));
     assert!(s.create[1].contains("\"IDX_session_expire\""));
   }
 
   #[test]
   fn hostile_names_stay_inside_quotes() {
-    let s = statements(Some("x\"; DROP SCHEMA public; --"), "t\"").map_err(|e| e.detail).unwrap_or_else(|e| panic!("{e}"));
-    assert!(s.ops.destroy.starts_with("DELETE FROM \"x\"\"; DROP SCHEMA public; --\".\"t\"\"\" WHERE"));
+    let s = statements(Some("x\"; DROP SCHEMA public; --"), "t\"")
+      .map_err(|e| e.detail)
+      .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+      s.ops
+        .destroy
+        .starts_with("DELETE FROM \"x\"\"; DROP SCHEMA public; --\".\"t\"\"\" WHERE")
+    );
   }
 
   #[test]
   fn expire_rounds_up_to_whole_seconds() {
-    let e = Expiry { at_ms: 1_764_255_019_586.0, ttl_secs: 0 };
-    assert_eq!(expire_secs(Some(e)).ok(), Some(1_764_255_020.0));
-    let exact = Expiry { at_ms: 1_764_255_019_000.0, ttl_secs: 0 };
-    assert_eq!(expire_secs(Some(exact)).ok(), Some(1_764_255_019.0));
+    assert_eq!(expire_secs(Some(1_764_255_019_586.0)).ok(), Some(1_764_255_020.0));
+    assert_eq!(expire_secs(Some(1_764_255_019_000.0)).ok(), Some(1_764_255_019.0));
   }
 }

@@ -41,24 +41,35 @@ fn keyed(secret: &[u8]) -> Option<Hmac<Sha256>> {
   })
 }
 
-/// The 43-character signature of `value`.
-pub fn signature(value: &[u8], secret: &[u8]) -> String {
-  let Some(mut mac) = keyed(secret) else { return String::new() }; // invariant: any key length is valid
+/// The length of every signature: base64 without padding of a 32-byte MAC.
+const SIGNATURE_LEN: usize = 43;
+
+/// The 43-character signature of `value`, or `None` if the MAC could not be keyed. HMAC accepts
+/// any key length, so `None` never happens; it exists so that no code path can produce an empty
+/// "expected signature", which `"anything."` would match.
+pub fn signature(value: &[u8], secret: &[u8]) -> Option<String> {
+  let mut mac = keyed(secret)?;
   mac.update(value);
-  STANDARD_NO_PAD.encode(mac.finalize().into_bytes())
+  let sig = STANDARD_NO_PAD.encode(mac.finalize().into_bytes());
+  (sig.len() == SIGNATURE_LEN).then_some(sig)
 }
 
 /// Whether `input` is exactly `value + "." + signature(value)` for one of `secrets`, compared in
 /// constant time; returns the index of the matching secret or -1.
 pub fn matching_secret(input: &[u8], secrets: &[&[u8]]) -> i32 {
-  let Some(dot) = input.iter().rposition(|&b| b == b'.') else { return -1 };
+  let Some(dot) = input.iter().rposition(|&b| b == b'.') else {
+    return -1;
+  };
   let value = &input[..dot];
   let mut found = -1;
+  let candidate = &input[dot + 1..];
   for (i, secret) in secrets.iter().enumerate() {
-    let expected = signature(value, secret);
-    let candidate = &input[dot + 1..];
+    // Fail closed: a secret that cannot produce a signature matches nothing.
+    let Some(expected) = signature(value, secret) else {
+      continue;
+    };
     // Lengths are public (always 43 for a valid signature); the bytes are compared in constant time.
-    let same = candidate.len() == expected.len() && bool::from(candidate.ct_eq(expected.as_bytes()));
+    let same = candidate.len() == SIGNATURE_LEN && bool::from(candidate.ct_eq(expected.as_bytes()));
     if same && found < 0 {
       found = i as i32;
     }
@@ -66,18 +77,31 @@ pub fn matching_secret(input: &[u8], secrets: &[&[u8]]) -> i32 {
   found
 }
 
-#[napi(catch_unwind, js_name = "signature")]
-pub fn signature_js(value: String, secret: Secret) -> String {
+#[napi(
+  catch_unwind,
+  js_name = "signature",
+  ts_args_type = "value: string, secret: string | Buffer"
+)]
+pub fn signature_js(value: String, secret: Secret) -> napi::Result<String> {
   signature(value.as_bytes(), secret_bytes(&secret))
+    .ok_or_else(|| napi::Error::from_reason("ferrosession: cannot sign with this secret"))
 }
 
 /// The one-secret case of `matchingSecret`, without building an array per cookie.
-#[napi(catch_unwind, js_name = "matchesSecret")]
+#[napi(
+  catch_unwind,
+  js_name = "matchesSecret",
+  ts_args_type = "input: string, secret: string | Buffer"
+)]
 pub fn matches_secret_js(input: String, secret: Secret) -> bool {
   matching_secret(input.as_bytes(), &[secret_bytes(&secret)]) == 0
 }
 
-#[napi(catch_unwind, js_name = "matchingSecret")]
+#[napi(
+  catch_unwind,
+  js_name = "matchingSecret",
+  ts_args_type = "input: string, secrets: Array<string | Buffer>"
+)]
 pub fn matching_secret_js(input: String, secrets: Vec<Secret>) -> i32 {
   let keys: Vec<&[u8]> = secrets.iter().map(secret_bytes).collect();
   matching_secret(input.as_bytes(), &keys)
@@ -88,23 +112,37 @@ mod tests {
   use super::*;
 
   fn sign(v: &str, s: &[u8]) -> String {
-    format!("{v}.{}", signature(v.as_bytes(), s))
+    format!("{v}.{}", signature(v.as_bytes(), s).unwrap_or_default())
   }
 
   #[test]
   fn matches_cookie_signature_vectors() {
     // shared/docs/store-contract.md §2.2, produced by cookie-signature 1.0.7 and 1.2.2.
-    assert_eq!(sign("hello", b"tobiiscool"), "hello.DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI");
+    assert_eq!(
+      sign("hello", b"tobiiscool"),
+      "hello.DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI"
+    );
     assert_eq!(sign("", b"tobiiscool"), ".vSL46q0CTANPH45to/hQj/srOUhYSCmMElOFMnD4QOk");
-    assert_eq!(sign("abc.def", b"secret"), "abc.def.bw6MfpI6W0A40NkeJEdmGA2Kgk83mtWOBZyYtoLzRuA");
+    assert_eq!(
+      sign("abc.def", b"secret"),
+      "abc.def.bw6MfpI6W0A40NkeJEdmGA2Kgk83mtWOBZyYtoLzRuA"
+    );
     assert_eq!(
       sign("héllo wörld ☃", b"keyboard cat"),
       "héllo wörld ☃.8z4vXsTC9P7WGyJU+EoIRpNio4yTuwqmLQBg9Vkq8lI"
     );
-    assert_eq!(sign("hello", "clé secrète ☃".as_bytes()), "hello.r80JISSWXVDdtJzHtfKO1mabanSbzZ+9PsbQkXHnp7w");
-    let raw = [0x00u8, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
+    assert_eq!(
+      sign("hello", "clé secrète ☃".as_bytes()),
+      "hello.r80JISSWXVDdtJzHtfKO1mabanSbzZ+9PsbQkXHnp7w"
+    );
+    let raw = [
+      0x00u8, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+    ];
     assert_eq!(sign("hello", &raw), "hello.JVg0BbNb1kpvjQgpxnajty2wZ+uA7fPbo6QF1m3HqU4");
-    assert_eq!(sign("hello", "x".repeat(100).as_bytes()), "hello.udqO6oqYWWni6ehcYtVwDG9j0PYUlLqmCKmBNumK3b0");
+    assert_eq!(
+      sign("hello", "x".repeat(100).as_bytes()),
+      "hello.udqO6oqYWWni6ehcYtVwDG9j0PYUlLqmCKmBNumK3b0"
+    );
     assert_eq!(sign("x", b""), "x.TLyWCZpkZ84AJGHxBUm0iYJl6+YYi0XvrMRCk1FuYsQ");
   }
 
@@ -126,7 +164,9 @@ mod tests {
     let nyan = "Zo8dYfHvFZCmLWRWlhXHjNBZdaSsl0sC.BosaH66nXO0Gw0QGogTLMAh0cka06uCTcBifkrmrMh0";
     assert_eq!(matching_secret(nyan.as_bytes(), cat), -1);
     assert_eq!(matching_secret(nyan.as_bytes(), &[b"keyboard cat", b"nyan cat"]), 1);
-    assert_eq!(matching_secret(".aJcKKTu8Uv0mRiw7LTI435t+pOa+giU/WLAuLCKGEFc".as_bytes(), cat), 0);
+    assert_eq!(
+      matching_secret(".aJcKKTu8Uv0mRiw7LTI435t+pOa+giU/WLAuLCKGEFc".as_bytes(), cat),
+      0
+    );
   }
 }
-

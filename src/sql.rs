@@ -23,10 +23,14 @@ const MAX_IDENT_BYTES: usize = 63;
 /// reject or truncate them, and we would rather say so before touching anything.
 pub fn quote(name: &str) -> BackendResult<String> {
   if name.is_empty() {
-    return Err(BackendError::invalid("an identifier (schema or table name) cannot be empty"));
+    return Err(BackendError::invalid(
+      "an identifier (schema or table name) cannot be empty",
+    ));
   }
   if name.contains('\0') {
-    return Err(BackendError::invalid(format!("identifier {name:?} contains a NUL character")));
+    return Err(BackendError::invalid(format!(
+      "identifier {name:?} contains a NUL character"
+    )));
   }
   if name.len() > MAX_IDENT_BYTES {
     return Err(BackendError::invalid(format!(
@@ -54,7 +58,10 @@ mod tests {
   #[test]
   fn quotes_and_doubles_inner_quotes() {
     assert_eq!(quote("session").ok().as_deref(), Some("\"session\""));
-    assert_eq!(quote("a\"; DROP TABLE x; --").ok().as_deref(), Some("\"a\"\"; DROP TABLE x; --\""));
+    assert_eq!(
+      quote("a\"; DROP TABLE x; --").ok().as_deref(),
+      Some("\"a\"\"; DROP TABLE x; --\"")
+    );
   }
 
   #[test]
