@@ -20,7 +20,7 @@ if (!haveChromium) {
 }
 const browserTest = haveChromium ? test : test.skip
 
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotest-demo-'))
+let dir = null // made only when the test runs
 let port, demo, browser
 
 async function startDemo () {
@@ -41,6 +41,7 @@ function stopDemo () {
 
 beforeAll(async () => {
   if (!haveChromium) return
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotest-demo-'))
   port = await closedPort()
   await startDemo()
   const { chromium } = require('playwright-core')
@@ -54,7 +55,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (browser) await browser.close()
   if (demo && demo.exitCode === null) await stopDemo()
-  fs.rmSync(dir, { recursive: true, force: true })
+  if (dir) fs.rmSync(dir, { recursive: true, force: true })
 })
 
 browserTest('log in, count views, survive a restart, log out', async () => {

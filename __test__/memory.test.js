@@ -2,7 +2,8 @@
 // What only MemoryStore does: it stays within its bounds however much is written.
 
 const { MemoryStore } = require('..')
-const { sessionData, sleep } = require('./support/backends')
+const FakeTimers = require('@sinonjs/fake-timers')
+const { sessionData, fakeDate } = require('./support/backends')
 
 test('writing 10x max sessions keeps exactly max, the most recent ones', async () => {
   const store = new MemoryStore({ max: 1000 })
@@ -31,21 +32,36 @@ test('maxBytes bounds the total size, and a session larger than it is refused', 
 })
 
 test('expired sessions are removed by the checkPeriod sweep', async () => {
-  const store = new MemoryStore({ checkPeriod: 50 })
-  for (let i = 0; i < 5; i++) await store.set(`short${i}`, sessionData(30))
-  await sleep(200)
-  expect(await store.prune()).toBe(0) // the sweep got there first
-  const unswept = new MemoryStore()
-  for (let i = 0; i < 5; i++) await unswept.set(`short${i}`, sessionData(30))
-  await sleep(60)
-  expect(await unswept.prune()).toBe(5)
-  store.stopInterval()
+  // The sweep's timer and the clock are both faked: no waiting.
+  const clock = FakeTimers.install({ toFake: ['Date', 'setTimeout', 'clearTimeout'] })
+  try {
+    const store = new MemoryStore({ checkPeriod: 50 })
+    for (let i = 0; i < 5; i++) await store.set(`short${i}`, sessionData(30))
+    await store.set('long', sessionData(60000))
+    await clock.tickAsync(60) // past the sessions' expiry and one sweep
+    await new Promise((resolve) => setImmediate(resolve)) // the sweep's answer
+    expect(await store.prune()).toBe(0) // the sweep got there first
+    expect(await store.ids()).toEqual(['long'])
+    const unswept = new MemoryStore()
+    for (let i = 0; i < 5; i++) await unswept.set(`short${i}`, sessionData(30))
+    clock.tick(31)
+    expect(await unswept.prune()).toBe(5)
+    store.stopInterval()
+  } finally {
+    clock.uninstall()
+  }
 })
 
 test('memorystore\'s ttl is in milliseconds and applies to sessions without a cookie expiry', async () => {
-  const store = new MemoryStore({ ttl: 100 })
-  await store.set('browser', { cookie: { originalMaxAge: null, expires: null } })
-  expect(await store.get('browser')).not.toBeNull()
-  await sleep(1150) // the ttl rounds up to whole seconds, as every store's does
-  expect(await store.get('browser')).toBeNull()
+  const clock = fakeDate()
+  try {
+    const store = new MemoryStore({ ttl: 100 })
+    await store.set('browser', { cookie: { originalMaxAge: null, expires: null } })
+    clock.tick(99)
+    expect(await store.get('browser')).not.toBeNull()
+    clock.tick(1)
+    expect(await store.get('browser')).toBeNull()
+  } finally {
+    clock.uninstall()
+  }
 })

@@ -80,6 +80,9 @@ test('an expired cookie deletes the key in both, instead of writing it', async (
   await ours.set('dead', sessionData(60000))
   await ours.set('dead', sessionData(-5000))
   expect(await client.exists(prefix + 'dead')).toBe(0)
+  await call(theirs, 'set', 'dead-theirs', sessionData(60000))
+  await call(theirs, 'set', 'dead-theirs', sessionData(-5000))
+  expect(await client.exists(prefix + 'dead-theirs')).toBe(0)
 })
 
 test('an ioredis client is accepted too: its host, port and db are used', async () => {

@@ -136,6 +136,15 @@ test('two Node processes writing to one file at once: no lost write, no SQLITE_B
   expect(await store({ path: file }).length()).toBe(801)
 }, 60000)
 
+test('stores whose first requests all reach a brand-new file at once set it up without SQLITE_BUSY', async () => {
+  const file = path.join(dir, 'fresh.sqlite')
+  const many = Array.from({ length: 4 }, () => store({ path: file }))
+  const results = await Promise.all(many.flatMap((s, n) =>
+    Array.from({ length: 20 }, (_, i) => s.set(`s${n}-${i}`, sessionData()).then(() => null, (e) => e.message))))
+  expect(results.filter(Boolean)).toEqual([])
+  expect(await many[0].length()).toBe(80)
+})
+
 test('a serialised session that looks like a number survives the json column\'s NUMERIC affinity', async () => {
   const numeric = { stringify: () => '0', parse: JSON.parse }
   const s = store({ path: path.join(dir, 'affinity.sqlite'), serializer: numeric })

@@ -170,17 +170,9 @@ class NativeBackedStore extends Store {
   _armPruning () {
     const p = this._pruning
     if (p.timer !== null || this._closed) return
-    // The timer holds the store weakly: a store nobody references any more can be collected
-    // (and its connections released) even though its prune timer is still pending.
-    const store = new WeakRef(this)
-    p.timer = setTimeout(() => {
-      const s = store.deref()
-      if (!s) return
-      s.prune(() => {
-        p.timer = null
-        s._armPruning()
-      })
-    }, p.jitter(p.intervalMs))
+    // The timer holds the store only weakly (and nothing that points back to it): a store nobody
+    // references any more can be collected, and its connections released, with a prune pending.
+    p.timer = setTimeout(pruneOnTimer, p.jitter(p.intervalMs), new WeakRef(this))
     if (p.timer && typeof p.timer.unref === 'function') p.timer.unref()
   }
 
@@ -390,6 +382,17 @@ class NativeBackedStore extends Store {
     wrapped.cause = err
     return wrapped
   }
+}
+
+/** The prune timer's callback: prunes the store if it still exists, then arms the next prune. */
+function pruneOnTimer (ref) {
+  const store = ref.deref()
+  if (!store || !store._pruning) return
+  store.prune(() => {
+    if (!store._pruning) return
+    store._pruning.timer = null
+    store._armPruning()
+  })
 }
 
 function positiveOrUndefined (value, name, backend) {

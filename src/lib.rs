@@ -18,3 +18,4 @@ mod runtime;
 mod signing;
 mod sql;
 mod sqlite_backend;
+mod sqlite_pool;

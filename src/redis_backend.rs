@@ -140,10 +140,17 @@ impl RedisBackend {
     }
     let attempt = self.client.get_multiplexed_async_connection_with_config(&self.config);
     // Any failure to connect means the server cannot be reached: that, and only that, is an outage.
+    let too_slow = || {
+      self.unreachable(&format!(
+        "no connection within {} ms (connectTimeout)",
+        self.connect_timeout.as_millis()
+      ))
+    };
     let fresh = match tokio::time::timeout(self.connect_timeout, attempt).await {
       Ok(Ok(conn)) => conn,
+      Ok(Err(e)) if e.is_timeout() => return Err(too_slow()),
       Ok(Err(e)) => return Err(self.unreachable(&e.to_string())),
-      Err(_) => return Err(self.unreachable(&format!("no connection within {} ms", self.connect_timeout.as_millis()))),
+      Err(_) => return Err(too_slow()),
     };
     if self.closed.load(Ordering::Acquire) {
       return Err(BackendError::closed());

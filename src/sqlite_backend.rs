@@ -1,14 +1,10 @@
 //! SQLite, compiled in, in connect-session-knex's layout: table `sessions` with `sid`
 //! varchar(255) primary key, `sess` JSON text and `expired` as `Date#toISOString` text, so a knex
 //! SQLite file keeps working. WAL and a busy timeout let several processes share one file.
-//!
-//! Statements run on a fixed, small set of connection threads (two for a file, one for
-//! `:memory:`), each owning its connection, fed by one queue: 256 requests in flight wait in the
-//! queue instead of parking hundreds of OS threads, and nothing ever blocks the event loop.
+//! Statements run on the file's connection threads (`sqlite_pool`), never on the event loop.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +17,7 @@ use crate::backend::Backend;
 use crate::clock::iso_from_ms;
 use crate::error::{BackendError, BackendResult, ErrorKind};
 use crate::sql::{self, Statements};
+use crate::sqlite_pool::{Database, retry_while_busy};
 
 #[napi(object)]
 pub struct SqliteOptions {
@@ -34,31 +31,19 @@ pub struct SqliteOptions {
   pub command_timeout_ms: Option<u32>,
 }
 
-/// Work for a connection thread: it gets the thread's connection (opened on first use) or the
-/// error opening it failed with.
-type Job = Box<dyn FnOnce(Result<&Connection, &rusqlite::Error>) + Send>;
-
-/// What a connection thread needs to open its connection.
-struct Settings {
-  path: String,
-  busy_timeout: Duration,
-  /// Creates the table and index if missing (run on each new connection when `createTable`).
+/// What every statement of this store needs on whichever connection runs it.
+struct Table {
+  sql: Statements,
+  /// Creates the table and index if missing (`createTable`), once per store.
   create: Option<String>,
-}
-
-/// The running connection threads: a queue, and a signal from each thread when it has ended.
-struct Threads {
-  jobs: mpsc::Sender<Job>,
-  ended: Vec<oneshot::Receiver<()>>,
+  created: AtomicBool,
+  busy_timeout: Duration,
 }
 
 pub struct SqliteBackend {
-  settings: Arc<Settings>,
-  sql: Arc<Statements>,
-  thread_count: usize,
-  /// Started on first use, so a store that is never used opens nothing. `None` after close.
-  threads: Mutex<Option<Threads>>,
-  closed: AtomicBool,
+  table: Arc<Table>,
+  /// `None` once this store is closed: nothing is reopened afterwards.
+  db: Mutex<Option<Arc<Database>>>,
 }
 
 impl SqliteBackend {
@@ -68,71 +53,43 @@ impl SqliteBackend {
         "path cannot be empty (use \":memory:\" for a private in-memory database)",
       ));
     }
-    let in_memory = o.path == ":memory:";
+    let busy_timeout = Duration::from_millis(u64::from(o.busy_timeout_ms.unwrap_or(5000)));
     let create = if o.create_table {
       Some(create_statement(&o.table_name, &o.sid_field_name)?)
     } else {
       None
     };
     Ok(Self {
-      // One connection for :memory:, where every connection would be a separate database.
-      thread_count: if in_memory { 1 } else { 2 },
-      sql: Arc::new(statements(&o.table_name, &o.sid_field_name)?),
-      settings: Arc::new(Settings {
-        path: o.path,
-        busy_timeout: Duration::from_millis(u64::from(o.busy_timeout_ms.unwrap_or(5000))),
+      table: Arc::new(Table {
+        sql: statements(&o.table_name, &o.sid_field_name)?,
         create,
+        created: AtomicBool::new(false),
+        busy_timeout,
       }),
-      threads: Mutex::new(None),
-      closed: AtomicBool::new(false),
+      db: Mutex::new(Some(Database::of(&o.path, busy_timeout))),
     })
   }
 
-  /// Queues `job`, starting the connection threads on first use.
-  fn submit(&self, job: Job) -> BackendResult<()> {
-    let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
-    if self.closed.load(Ordering::Acquire) {
-      return Err(BackendError::closed());
-    }
-    if threads.is_none() {
-      *threads = Some(self.start()?);
-    }
-    match threads.as_ref() {
-      Some(t) => t.jobs.send(job).map_err(|_| BackendError::closed()),
-      None => Err(BackendError::closed()), // invariant: started just above
-    }
-  }
-
-  fn start(&self) -> BackendResult<Threads> {
-    let (jobs, queue) = mpsc::channel::<Job>();
-    let queue = Arc::new(Mutex::new(queue));
-    let mut ended = Vec::with_capacity(self.thread_count);
-    for n in 0..self.thread_count {
-      let (queue, settings) = (queue.clone(), self.settings.clone());
-      let (done, signal) = oneshot::channel();
-      std::thread::Builder::new()
-        .name(format!("ferrosession-sqlite-{n}"))
-        .spawn(move || connection_thread(&queue, &settings, done))
-        .map_err(|e| BackendError::unavailable(format!("cannot start a SQLite connection thread: {e}")))?;
-      ended.push(signal);
-    }
-    Ok(Threads { jobs, ended })
-  }
-
-  /// Runs `work` on one of the connection threads and waits for its answer.
+  /// Runs `work` on one of the file's connection threads and waits for its answer.
   async fn with_conn<T, F>(&self, work: F) -> BackendResult<T>
   where
     T: Send + 'static,
     F: FnOnce(&Connection, &Statements) -> rusqlite::Result<T> + Send + 'static,
   {
+    let db = self
+      .db
+      .lock()
+      .unwrap_or_else(|p| p.into_inner())
+      .clone()
+      .ok_or_else(BackendError::closed)?;
     let (answer, answered) = oneshot::channel::<BackendResult<T>>();
-    let sql = self.sql.clone();
-    self.submit(Box::new(move |conn| {
+    let table = self.table.clone();
+    db.submit(Box::new(move |conn| {
       if answer.is_closed() {
         return; // the request already timed out: do not run it late
       }
       let result = match conn {
-        Ok(conn) => match std::panic::catch_unwind(AssertUnwindSafe(|| work(conn, &sql))) {
+        Ok(conn) => match std::panic::catch_unwind(AssertUnwindSafe(|| run(conn, &table, work))) {
           Ok(r) => r.map_err(classify),
           Err(_) => Err(BackendError::new(
             ErrorKind::Panic,
@@ -147,46 +104,25 @@ impl SqliteBackend {
   }
 }
 
-/// One connection thread: takes jobs until the queue is closed (the store was closed or
-/// collected), then closes its connection and says so.
-fn connection_thread(queue: &Mutex<mpsc::Receiver<Job>>, settings: &Settings, ended: oneshot::Sender<()>) {
-  let mut conn: Option<Connection> = None;
-  loop {
-    let job = match queue.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-      Ok(job) => job,
-      Err(_) => break,
-    };
-    if conn.is_none() {
-      match open(&settings.path, settings.busy_timeout, settings.create.as_deref()) {
-        Ok(c) => conn = Some(c),
-        Err(e) => {
-          job(Err(&e)); // opening is tried again with the next request
-          continue;
-        }
-      }
-    }
-    match conn.as_ref() {
-      Some(c) => job(Ok(c)),
-      None => job(Err(&rusqlite::Error::InvalidQuery)), // invariant: opened just above
-    }
+/// One statement of `table`'s, on a connection shared with the other stores on the file: with
+/// this store's busy timeout, after creating its table if that is still to be done.
+fn run<T>(
+  conn: &Connection,
+  table: &Table,
+  work: impl FnOnce(&Connection, &Statements) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+  conn.busy_timeout(table.busy_timeout)?;
+  if let Some(create) = table.create.as_deref()
+    && !table.created.load(Ordering::Acquire)
+  {
+    // IMMEDIATE takes the write lock up front, so the busy timeout applies (a deferred
+    // transaction that upgrades from reading to writing fails with SQLITE_BUSY at once instead).
+    retry_while_busy(table.busy_timeout, || {
+      conn.execute_batch(&format!("BEGIN IMMEDIATE; {create} COMMIT;"))
+    })?;
+    table.created.store(true, Ordering::Release);
   }
-  // Dropping the connection closes the file (and checkpoints the WAL when it is the last).
-  drop(conn);
-  let _ = ended.send(());
-}
-
-fn open(path: &str, busy: Duration, create: Option<&str>) -> rusqlite::Result<Connection> {
-  let conn = Connection::open(path)?;
-  conn.busy_timeout(busy)?;
-  if path != ":memory:" {
-    // WAL: readers never block the writer, and several processes can share the file.
-    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-    conn.execute_batch("PRAGMA synchronous = NORMAL")?;
-  }
-  if let Some(create) = create {
-    conn.execute_batch(create)?;
-  }
-  Ok(conn)
+  work(conn, &table.sql)
 }
 
 /// knex's layout and index name for this table, so an existing knex file is recognised as is.
@@ -375,16 +311,16 @@ impl Backend for SqliteBackend {
     self.with_conn(|c, _| c.query_row("SELECT 1", [], |_| Ok(()))).await
   }
 
-  /// Closes the queue; the threads finish what was queued, close their connections and end.
+  /// Gives up this store's share of the file. The last store on the file lets the connection
+  /// threads finish what was queued and close their connections, and answers once they have.
   /// Nothing is reopened afterwards: later requests fail with ESESSION_CLOSED.
   async fn close(&self) {
-    self.closed.store(true, Ordering::Release);
-    let threads = self.threads.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(Threads { jobs, ended }) = threads {
-      drop(jobs);
-      for signal in ended {
-        let _ = signal.await;
-      }
+    let db = self.db.lock().unwrap_or_else(|p| p.into_inner()).take();
+    // Another store opening the file right now would find the threads gone and start new ones.
+    if let Some(db) = db
+      && Arc::strong_count(&db) == 1
+    {
+      db.shut_down().await;
     }
   }
 }

@@ -31,8 +31,23 @@ function closedPort () {
 /** A fresh temporary directory per suite for SQLite files, removed by cleanup. */
 const sqliteDirs = new Map()
 function sqliteDir (suite) {
-  if (!sqliteDirs.has(suite)) sqliteDirs.set(suite, fs.mkdtempSync(path.join(os.tmpdir(), `ferrotest-${suite}-`)))
+  // A child process started by a test is given FERROTEST_TMP: a directory its parent removes.
+  const base = process.env.FERROTEST_TMP || os.tmpdir()
+  if (!sqliteDirs.has(suite)) sqliteDirs.set(suite, fs.mkdtempSync(path.join(base, `ferrotest-${suite}-`)))
   return sqliteDirs.get(suite)
+}
+
+/** A temporary directory for child processes' files (FERROTEST_TMP), and how to remove it. */
+function childTmp () {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotest-child-'))
+  return { dir, env: { ...process.env, FERROTEST_TMP: dir }, remove: () => fs.rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** One node-redis client per suite for looking at what Redis holds, opened on first use. */
+let inspecting = null
+function inspector () {
+  if (!inspecting) inspecting = require('redis').createClient({ url: REDIS_URL }).connect()
+  return inspecting
 }
 
 const backends = {
@@ -44,6 +59,11 @@ const backends = {
     async unreachable (options = {}) {
       return new RedisStore({ url: `redis://127.0.0.1:${await closedPort()}`, prefix: 'nowhere:', ...options })
     },
+    /** The expiry Redis itself holds for a session (PTTL), for rules that Redis enforces. */
+    async serverTtlMs (store, sid) {
+      return (await inspector()).pTTL(store.prefix + sid)
+    },
+    reopen: (store, options) => new RedisStore({ url: REDIS_URL, prefix: store.prefix, ...options }),
     async cleanup (suite) {
       const { createClient } = require('redis')
       const client = await createClient({ url: REDIS_URL }).connect()
@@ -51,11 +71,16 @@ const backends = {
         if (keys.length) await client.del(keys)
       }
       await client.quit()
+      if (inspecting) await (await inspecting).quit()
+      inspecting = null
     }
   },
 
   postgres: {
     name: 'postgres',
+    // connect-pg-simple's table keeps whole seconds (rounded up): a session without a cookie
+    // expiry lives up to a second longer than its ttl. Sessions with one are checked to the ms.
+    granularityMs: 1000,
     create (suite, options = {}) {
       return new PostgresStore({
         conString: DATABASE_URL,
@@ -74,6 +99,7 @@ const backends = {
         ...options
       })
     },
+    reopen: (store, options) => new PostgresStore({ conString: DATABASE_URL, schemaName: store.schemaName, tableName: store.tableName, pruneSessionInterval: false, ...options }),
     async cleanup (suite) {
       const { Client } = require('pg')
       const client = new Client({ connectionString: DATABASE_URL })
@@ -85,12 +111,21 @@ const backends = {
 
   sqlite: {
     name: 'sqlite',
-    create (suite, options = {}) {
+    create (suite, { ownFile = false, ...options } = {}) {
       // One file per suite, one table per store: stores share the file as app processes would.
-      return new SqliteStore({ path: path.join(sqliteDir(suite), 'sessions.sqlite'), tableName: `t_${uniq()}`, cleanupInterval: 0, ...options })
+      // `ownFile` gives the store a file of its own (to count its open file descriptors).
+      const file = path.join(sqliteDir(suite), ownFile ? `own-${uniq()}.sqlite` : 'sessions.sqlite')
+      return new SqliteStore({ path: file, tableName: `t_${uniq()}`, cleanupInterval: 0, ...options })
     },
     async unreachable (options = {}) {
       return new SqliteStore({ path: '/nonexistent-dir/ferrosession/sessions.sqlite', cleanupInterval: 0, ...options })
+    },
+    reopen: (store, options) => new SqliteStore({ path: store.path, tableName: store.tableName, cleanupInterval: 0, ...options }),
+    /** How many file descriptors this process holds on the store's database file. */
+    openFiles (store) {
+      return fs.readdirSync('/proc/self/fd').filter((fd) => {
+        try { return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(store.path) } catch { return false }
+      }).length
     },
     async cleanup (suite) {
       if (sqliteDirs.has(suite)) fs.rmSync(sqliteDirs.get(suite), { recursive: true, force: true })
@@ -131,7 +166,7 @@ function storeFactory (backend, suite) {
       return store
     },
     async closeAll () {
-      await Promise.all(made.splice(0).map((s) => s.close().catch(() => {})))
+      await Promise.all(made.splice(0).map((s) => s.close()))
       await backend.cleanup(suite)
     }
   }
@@ -155,7 +190,13 @@ function runInNode (backend, body) {
     const { backends } = require(${JSON.stringify(__filename)})
     const store = backends[${JSON.stringify(backend.name)}].create('child')
     ${body}`
-  const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15000, cwd: path.join(__dirname, '..', '..') })
+  const tmp = childTmp()
+  let result
+  try {
+    result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15000, cwd: path.join(__dirname, '..', '..'), env: tmp.env })
+  } finally {
+    tmp.remove()
+  }
   if (result.status !== 0) throw new Error(`child exited ${result.status}: ${result.stderr}`)
   const lines = result.stdout.trim().split('\n')
   return JSON.parse(lines[lines.length - 1])
@@ -163,4 +204,14 @@ function runInNode (backend, body) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-module.exports = { backends, storeFactory, sessionData, sleep, runInNode, closedPort, REDIS_URL, DATABASE_URL }
+/**
+ * An injected clock: fakes only `Date` (timers keep running), so a test moves time forward with
+ * `tick(ms)` instead of sleeping. Every store reads "now" from Date.now() (the JS clock is the clock).
+ */
+function fakeDate (now = Date.now()) {
+  const FakeTimers = require('@sinonjs/fake-timers')
+  const clock = FakeTimers.install({ now, toFake: ['Date'] })
+  return { tick: (ms) => clock.tick(ms), uninstall: () => clock.uninstall() }
+}
+
+module.exports = { backends, storeFactory, sessionData, sleep, fakeDate, runInNode, childTmp, closedPort, REDIS_URL, DATABASE_URL }
