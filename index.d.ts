@@ -20,6 +20,8 @@ export interface CommonOptions {
   connectTimeout?: number
   /** Milliseconds within which every callback fires (default 3000). */
   commandTimeout?: number
+  /** Called once per session whose stored value cannot be read (treated as absent). Default console.error. */
+  errorLog?: (...args: unknown[]) => void
 }
 
 /** Errors passed to callbacks carry one of these codes. */

@@ -95,8 +95,14 @@ describe('postgres: pooled connections that go silent', () => {
     url.port = String(p.port)
     url.hostname = '127.0.0.1'
     const store = new PostgresStore({
-      conString: url.toString(), schemaName, tableName: 'frozen', createTableIfMissing: true, pruneSessionInterval: false,
-      poolSize: 2, commandTimeout: 300, connectTimeout: 1000
+      conString: url.toString(),
+      schemaName,
+      tableName: 'frozen',
+      createTableIfMissing: true,
+      pruneSessionInterval: false,
+      poolSize: 2,
+      commandTimeout: 300,
+      connectTimeout: 1000
     })
     const events = track(store)
     await Promise.all([store.set('a', sessionData(60000, { v: 1 })), store.set('b', sessionData())]) // two pooled connections

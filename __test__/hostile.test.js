@@ -5,9 +5,8 @@
 // FERROSESSION_PROPERTY_RUNS sets the cases per property and backend: 1,000 by default, which
 // keeps a local `npm test` quick; .ci/run and `npm run test:hostile` run 10,000.
 
-
 const fc = require('fast-check')
-const { backends, storeFactory, sessionData } = require('./support/backends')
+const { backends, storeFactory, sessionData, RUN } = require('./support/backends')
 
 const RUNS = Number(process.env.FERROSESSION_PROPERTY_RUNS || 1000)
 // Properties that create a table or a store per case run fewer cases.
@@ -158,7 +157,7 @@ for (const backend of Object.values(backends)) {
         await fc.assert(fc.asyncProperty(fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }), async (name) => {
           let s
           try {
-            s = stores.create({ [option]: backend.name === 'redis' ? `ferrotest:hostile_redis:${name}` : name, createTableIfMissing: true })
+            s = stores.create({ [option]: backend.name === 'redis' ? `ferrotest:hostile_redis:${RUN}:${name}` : name, createTableIfMissing: true })
           } catch (err) {
             expect(err.message).toMatch(/ferrosession \w+ options: /)
             return

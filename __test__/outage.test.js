@@ -31,10 +31,10 @@ afterEach(() => expect(escaped).toEqual([]))
  */
 function loadGenerator (store) {
   const ops = []
-  let running = true
+  const state = { running: true } // an object: the loop below must see stop() change it
   const sids = Array.from({ length: 100 }, (_, i) => `load-${i}`)
   const chain = async () => {
-    while (running) {
+    while (state.running) {
       const op = { kind: ['get', 'set', 'touch'][ops.length % 3], issuedAt: Date.now(), calls: 0, err: null }
       ops.push(op)
       const sid = sids[ops.length % sids.length]
@@ -56,7 +56,7 @@ function loadGenerator (store) {
   return {
     ops,
     async stop () {
-      running = false
+      state.running = false
       await Promise.all(chains)
     }
   }

@@ -92,7 +92,9 @@ async function runHttp ({ only, rounds, seconds, log }) {
         const ratios = Array.from({ length: rounds }, (_, r) => samples[ours][r].rps / Math.max(...anchors.map((a) => samples[a][r].rps)))
         for (const s of stores) {
           const row = {
-            group, mix, contender: s,
+            group,
+            mix,
+            contender: s,
             rps: median(samples[s].map((x) => x.rps)),
             p50: median(samples[s].map((x) => x.p50)),
             p99: median(samples[s].map((x) => x.p99))

@@ -68,7 +68,7 @@ function render ({ started, env, command, results, opts, hasSchedstat }) {
   p()
   p(`Machine: ${env.cpu}, ${env.memory}, ${env.os}; Node ${env.node}; ${env.redis}; ${env.postgres}; load average at start ${env.loadavg}.`)
   p('The machine is small and shared, so the ratios (ours / the best anchor of the same round, median and range over rounds) are the result; absolute numbers are context.')
-  p(`Main-thread CPU is ${hasSchedstat ? 'the JS thread\'s own on-CPU time from /proc/self/task/<pid>/schedstat' : 'process user CPU (no schedstat here)'}; process CPU is all threads (our tokio worker included); server CPU is Redis\'s INFO cpu or the summed CPU of the postgres processes.`)
+  p(`Main-thread CPU is ${hasSchedstat ? 'the JS thread\'s own on-CPU time from /proc/self/task/<pid>/schedstat' : 'process user CPU (no schedstat here)'}; process CPU is all threads (our tokio worker included); server CPU is Redis's INFO cpu or the summed CPU of the postgres processes.`)
   p()
   const t = targets(results)
   if (t.length) {

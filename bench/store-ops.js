@@ -97,7 +97,10 @@ function summarise (backend, cell, samples) {
   const p50Added = Array.from({ length: rounds }, (_, r) => samples[ours][r].p50 - bestAnchorP50(r))
   return Object.entries(samples).map(([contender, ms]) => {
     const row = {
-      backend, ...cell, contender, rounds,
+      backend,
+      ...cell,
+      contender,
+      rounds,
       opsPerSec: median(ms.map((m) => m.opsPerSec)),
       opsMin: Math.min(...ms.map((m) => m.opsPerSec)),
       opsMax: Math.max(...ms.map((m) => m.opsPerSec)),
@@ -109,8 +112,11 @@ function summarise (backend, cell, samples) {
     }
     if (contender === ours) {
       Object.assign(row, {
-        ratioOps: median(ratios), ratioOpsMin: Math.min(...ratios), ratioOpsMax: Math.max(...ratios),
-        ratioMainCpu: median(cpuRatios), addedP50Us: median(p50Added)
+        ratioOps: median(ratios),
+        ratioOpsMin: Math.min(...ratios),
+        ratioOpsMax: Math.max(...ratios),
+        ratioMainCpu: median(cpuRatios),
+        addedP50Us: median(p50Added)
       })
     }
     return row

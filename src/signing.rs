@@ -117,7 +117,7 @@ mod tests {
 
   #[test]
   fn matches_cookie_signature_vectors() {
-    // shared/docs/store-contract.md §2.2, produced by cookie-signature 1.0.7 and 1.2.2.
+    // Produced by the npm cookie-signature 1.0.7 and 1.2.2 (docs/design.md, "Cookie signing").
     assert_eq!(
       sign("hello", b"tobiiscool"),
       "hello.DGDUkGlIkCzPz+C0B064FNgHdEjox7ch8tOBGslZ5QI"

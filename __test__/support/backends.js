@@ -16,6 +16,13 @@ const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:
 let counter = 0
 const uniq = () => `${process.pid}_${Date.now().toString(36)}_${++counter}`
 
+/**
+ * This test run: Redis prefixes and PostgreSQL schemas are named after it, so two runs at once
+ * (or a run and a child process of another) never clean up each other's data. Child processes
+ * started through childTmp() inherit their parent's run.
+ */
+const RUN = process.env.FERROTEST_RUN || String(process.pid)
+
 /** A loopback port nobody listens on (bound, then released). */
 function closedPort () {
   return new Promise((resolve, reject) => {
@@ -40,7 +47,7 @@ function sqliteDir (suite) {
 /** A temporary directory for child processes' files (FERROTEST_TMP), and how to remove it. */
 function childTmp () {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotest-child-'))
-  return { dir, env: { ...process.env, FERROTEST_TMP: dir }, remove: () => fs.rmSync(dir, { recursive: true, force: true }) }
+  return { dir, env: { ...process.env, FERROTEST_TMP: dir, FERROTEST_RUN: RUN }, remove: () => fs.rmSync(dir, { recursive: true, force: true }) }
 }
 
 /** One node-redis client per suite for looking at what Redis holds, opened on first use. */
@@ -54,7 +61,7 @@ const backends = {
   redis: {
     name: 'redis',
     create (suite, options = {}) {
-      return new RedisStore({ url: REDIS_URL, prefix: `ferrotest:${suite}:${uniq()}:`, ...options })
+      return new RedisStore({ url: REDIS_URL, prefix: `ferrotest:${suite}:${RUN}:${uniq()}:`, ...options })
     },
     async unreachable (options = {}) {
       return new RedisStore({ url: `redis://127.0.0.1:${await closedPort()}`, prefix: 'nowhere:', ...options })
@@ -67,7 +74,7 @@ const backends = {
     async cleanup (suite) {
       const { createClient } = require('redis')
       const client = await createClient({ url: REDIS_URL }).connect()
-      for await (const keys of client.scanIterator({ MATCH: `ferrotest:${suite}:*`, COUNT: 500 })) {
+      for await (const keys of client.scanIterator({ MATCH: `ferrotest:${suite}:${RUN}:*`, COUNT: 500 })) {
         if (keys.length) await client.del(keys)
       }
       await client.quit()
@@ -84,7 +91,7 @@ const backends = {
     create (suite, options = {}) {
       return new PostgresStore({
         conString: DATABASE_URL,
-        schemaName: `ferrotest_${suite}`,
+        schemaName: `ferrotest_${suite}_${RUN}`,
         tableName: `t_${uniq()}`,
         createTableIfMissing: true,
         pruneSessionInterval: false,
@@ -104,7 +111,7 @@ const backends = {
       const { Client } = require('pg')
       const client = new Client({ connectionString: DATABASE_URL })
       await client.connect()
-      await client.query(`DROP SCHEMA IF EXISTS "ferrotest_${suite}" CASCADE`)
+      await client.query(`DROP SCHEMA IF EXISTS "ferrotest_${suite}_${RUN}" CASCADE`)
       await client.end()
     }
   },
@@ -214,4 +221,4 @@ function fakeDate (now = Date.now()) {
   return { tick: (ms) => clock.tick(ms), uninstall: () => clock.uninstall() }
 }
 
-module.exports = { backends, storeFactory, sessionData, sleep, fakeDate, runInNode, childTmp, closedPort, REDIS_URL, DATABASE_URL }
+module.exports = { backends, storeFactory, sessionData, sleep, fakeDate, runInNode, childTmp, closedPort, RUN, REDIS_URL, DATABASE_URL }

@@ -387,7 +387,6 @@ function runContract (backend) {
         await sleep(20)
         expect(events).toEqual(['disconnect'])
       })
-
     })
 
     describe('a stored session the serializer cannot read', () => {
