@@ -65,3 +65,21 @@ test('memorystore\'s ttl is in milliseconds and applies to sessions without a co
     clock.uninstall()
   }
 })
+
+test('a native batch answers every request of a store that runs inline (none is dropped)', async () => {
+  const native = require('../lib/native')
+  const store = new MemoryStore()
+  const now = Date.now()
+  const answers = await new Promise((resolve) => {
+    const got = {}
+    const answer = (label) => (err, value) => {
+      got[label] = [err, value]
+      if (Object.keys(got).length === 3) resolve(got)
+    }
+    const ids = ['set', 'get', 'nobody'].map((label) => native.request(answer(label)))
+    const { OP_SET, OP_GET } = native.binding
+    store._native.batch(ids, [OP_SET, OP_GET, OP_GET], ['a', 'a', 'b'], ['{"x":1}', '', ''], [now + 60000, NaN, NaN], [now, now, now])
+  })
+  expect(answers).toEqual({ set: [null, null], get: [null, '{"x":1}'], nobody: [null, null] })
+  await store.close()
+})

@@ -7,6 +7,7 @@
 
 mod backend;
 mod clock;
+mod defaults;
 mod dispatch;
 mod error;
 mod health;

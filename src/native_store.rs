@@ -14,6 +14,7 @@ use napi_derive::napi;
 use tokio::time::Instant;
 
 use crate::backend::Backend;
+use crate::defaults;
 use crate::dispatch::{Dispatcher, Sender, Value, panic_error, spawn_guarded};
 use crate::error::{BackendError, BackendResult};
 use crate::health::Health;
@@ -21,13 +22,6 @@ use crate::memory_backend::{MemoryBackend, MemoryOptions};
 use crate::postgres_backend::{PostgresBackend, PostgresOptions};
 use crate::redis_backend::{RedisBackend, RedisOptions};
 use crate::sqlite_backend::{SqliteBackend, SqliteOptions};
-
-/// Every callback fires within this many ms unless the store says otherwise (`commandTimeout`).
-#[napi]
-pub const DEFAULT_COMMAND_TIMEOUT_MS: u32 = 3000;
-/// Opening a connection gives up after this many ms unless the store says otherwise.
-#[napi]
-pub const DEFAULT_CONNECT_TIMEOUT_MS: u32 = 5000;
 
 /// Request codes of `batch`. JS reads these constants; nothing else numbers requests.
 #[napi]
@@ -346,14 +340,13 @@ impl NativeStore {
   ) -> napi::Result<Self> {
     let backend = backend.map_err(|e| napi::Error::from_reason(e.message(name, "options")))?;
     let sender = Sender::of(dispatcher);
-    let ms = |v: Option<u32>, default: u32| Duration::from_millis(u64::from(v.unwrap_or(default).max(1)));
     Ok(Self {
       core: Core {
         backend: Arc::new(backend),
         health: Health::new(store_id, sender.clone()),
         sender,
-        command_timeout: ms(command_ms, DEFAULT_COMMAND_TIMEOUT_MS),
-        connect_timeout: ms(connect_ms, DEFAULT_CONNECT_TIMEOUT_MS),
+        command_timeout: defaults::command_timeout(command_ms),
+        connect_timeout: defaults::connect_timeout(connect_ms),
       },
     })
   }

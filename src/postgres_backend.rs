@@ -120,8 +120,8 @@ impl PostgresBackend {
     if let Some(d) = &o.database {
       config.dbname(d);
     }
-    let connect_timeout = Duration::from_millis(u64::from(o.connect_timeout_ms.unwrap_or(5000).max(1)));
-    let command_timeout = Duration::from_millis(u64::from(o.command_timeout_ms.unwrap_or(3000).max(1)));
+    let connect_timeout = crate::defaults::connect_timeout(o.connect_timeout_ms);
+    let command_timeout = crate::defaults::command_timeout(o.command_timeout_ms);
     config.connect_timeout(connect_timeout);
     if let Some(ms) = o.statement_timeout_ms.filter(|ms| *ms > 0) {
       let mut options = config.get_options().unwrap_or("").to_string();

@@ -76,7 +76,7 @@ impl RedisBackend {
       None => Client::open(options.url.as_str()),
     }
     .map_err(|e| BackendError::invalid(format!("bad url or TLS settings: {e}")))?;
-    let connect_timeout = Duration::from_millis(u64::from(options.connect_timeout_ms.unwrap_or(5000).max(1)));
+    let connect_timeout = crate::defaults::connect_timeout(options.connect_timeout_ms);
     // The per-request deadline is enforced around every operation (commandTimeout); the driver's
     // own response timeout is left off so a request is never failed twice.
     let config = AsyncConnectionConfig::new()
