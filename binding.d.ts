@@ -106,6 +106,16 @@ export interface PostgresOptions {
   commandTimeoutMs?: number
   /** Server-side `statement_timeout` in ms; 0 or absent leaves the server's setting. */
   statementTimeoutMs?: number
+  /**
+   * TLS as JS read it from the app's pg settings or PGSSLMODE; the connection string's own TLS
+   * parameters win over it, as in node-pg.
+   */
+  tls?: TlsSettings
+  /** Pooled connections unused for this long are closed (ms); 0 keeps them. */
+  idleTimeoutMs?: number
+  /** node-pg's `application_name` and `options` (startup options, `-c name=value ...`). */
+  applicationName?: string
+  startupOptions?: string
 }
 
 /**
@@ -138,4 +148,17 @@ export interface SqliteOptions {
   /** How long a writer waits for another process's lock before giving up (ms). */
   busyTimeoutMs?: number
   commandTimeoutMs?: number
+}
+
+/** A TLS request as JS (or a connection string) spelled it; PEM text, not file names. */
+export interface TlsSettings {
+  /** `disable`, `prefer`, `require`, `verify-ca` or `verify-full`. */
+  mode: string
+  /** PEM roots to trust instead of the system's. */
+  ca?: string
+  /** PEM client certificate chain (leaf first) and its unencrypted key. */
+  cert?: string
+  key?: string
+  /** The name to check the certificate against instead of the host. */
+  servername?: string
 }

@@ -14,15 +14,27 @@ const { backends, storeFactory, sessionData, childTmp } = require('./support/bac
 const Y2017 = new Date('2017-06-01T12:00:00.000Z').getTime()
 const prunes = { redis: false, postgres: true, sqlite: true, memory: true } // Redis expires keys itself
 
+// A test that fails while fake timers are installed must not leave them to the next one.
+let installed = null
+afterEach(() => {
+  if (installed) installed.uninstall()
+  installed = null
+})
+
 /** The two ways apps fake time, each installed after the store module was loaded. */
 const modes = {
   'sinon fake-timers (default install)': {
-    install: (now) => { const clock = FakeTimers.install({ now }); return { tick: (ms) => clock.tick(ms), uninstall: () => clock.uninstall() } }
+    install: (now) => {
+      const clock = FakeTimers.install({ now })
+      installed = { tick: (ms) => clock.tick(ms), uninstall: () => { clock.uninstall(); installed = null } }
+      return installed
+    }
   },
   'jest.useFakeTimers() (nextTick and queueMicrotask faked too)': {
     install: (now) => {
       jest.useFakeTimers({ now })
-      return { tick: (ms) => jest.advanceTimersByTime(ms), uninstall: () => jest.useRealTimers() }
+      installed = { tick: (ms) => jest.advanceTimersByTime(ms), uninstall: () => { jest.useRealTimers(); installed = null } }
+      return installed
     }
   }
 }

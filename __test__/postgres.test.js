@@ -178,6 +178,39 @@ describe('columns and timeouts', () => {
   })
 })
 
+describe('idle connections', () => {
+  const connections = async (name) => (await pool.query(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [name])).rows[0].n
+  const until = async (check, ms = 5000) => {
+    const deadline = Date.now() + ms
+    while (!(await check()) && Date.now() < deadline) await sleep(50)
+    return check()
+  }
+
+  test('are closed after idleTimeout, and opened again when needed', async () => {
+    const name = `ferrotest-idle-${process.pid}`
+    const s = new PostgresStore({ conObject: { connectionString: DATABASE_URL, application_name: name }, schemaName, tableName: 'idle', createTableIfMissing: true, pruneSessionInterval: false, poolSize: 3, idleTimeout: 300 })
+    stores.push(s)
+    await Promise.all(Array.from({ length: 6 }, (_, i) => s.set(`s${i}`, sessionData())))
+    expect(await connections(name)).toBeGreaterThan(0)
+    expect(await until(async () => (await connections(name)) === 0)).toBe(true)
+    expect(await s.get('s1')).not.toBeNull()
+    expect(await connections(name)).toBe(1)
+  })
+
+  test('pg.Pool\'s idleTimeoutMillis is honoured, and 0 keeps them', async () => {
+    const name = `ferrotest-keep-${process.pid}`
+    const app = new pg.Pool({ connectionString: DATABASE_URL, application_name: name, idleTimeoutMillis: 0 })
+    const s = new PostgresStore({ pool: app, schemaName, tableName: 'idle_keep', createTableIfMissing: true, pruneSessionInterval: false })
+    stores.push(s)
+    expect(s.idleTimeout).toBe(0)
+    await s.set('k', sessionData())
+    await sleep(400)
+    expect(await connections(name)).toBe(1)
+    await app.end()
+  })
+})
+
 describe('connection settings, in connect-pg-simple\'s order', () => {
   const saved = { ...process.env }
   afterEach(() => { process.env = { ...saved } })

@@ -100,18 +100,18 @@ test('loaded only in worker threads that are terminated mid-flight: no panic, no
       loop()
       require('node:worker_threads').parentPort.postMessage('running')\`
     const run = async () => {
-      for (let round = 0; round < 3; round++) {
+      for (let round = 0; round < 8; round++) {
         const workers = ['sqlite', 'redis', 'postgres', 'memory'].map((name) => new Worker(body, { eval: true, workerData: name }))
         await Promise.all(workers.map((w) => new Promise((resolve) => w.once('message', resolve))))
         await new Promise((resolve) => setTimeout(resolve, 100))
         await Promise.all(workers.map((w) => w.terminate()))
       }
-      console.log(JSON.stringify({ rounds: 3 }))
+      console.log(JSON.stringify({ rounds: 8 }))
     }
     run()`, { timeout: 60000 })
   expect(r.stderr).toBe('')
   expect(r.status).toBe(0)
-  expect(r.out).toEqual({ rounds: 3 })
+  expect(r.out).toEqual({ rounds: 8 })
 })
 
 test('SQLite with 256 requests in flight keeps a fixed, small number of threads', () => {

@@ -7,8 +7,11 @@
 const { NativeBackedStore } = require('./base-store')
 const { binding, dispatcher } = require('./native')
 const { normaliseTtl } = require('./expiry')
+const { connectionOf } = require('./pg-settings')
 
 const DEFAULT_PRUNE_SECONDS = 900
+/** Pooled connections idle this long are closed (node-pg's idleTimeoutMillis default). */
+const DEFAULT_IDLE_MS = 10000
 
 class PostgresStore extends NativeBackedStore {
   constructor (options = {}) {
@@ -32,15 +35,32 @@ class PostgresStore extends NativeBackedStore {
       jitter: this.pruneSessionRandomizedInterval,
       onError: (err) => this.errorLog('Failed to prune sessions:', err)
     })
+    // The store's own options win; then what the app's pg settings say; then the defaults.
+    if (options.commandTimeout == null && connection.commandTimeoutMs) this.commandTimeout = connection.commandTimeoutMs
+    if (options.connectTimeout == null && connection.connectTimeoutMs) this.connectTimeout = connection.connectTimeoutMs
+    this.idleTimeout = options.idleTimeout ?? connection.idleTimeoutMs ?? DEFAULT_IDLE_MS
+    if (typeof this.idleTimeout !== 'number' || !(this.idleTimeout >= 0)) {
+      throw new TypeError(`ferrosession postgres: option idleTimeout must be a number of ms (0 keeps idle connections), got ${String(options.idleTimeout)}`)
+    }
+    const statementTimeout = options.statementTimeout ?? connection.statementTimeoutMs
     this._attach(binding.NativeStore.postgres(dispatcher, this._storeId, {
-      ...connection,
+      connectionString: connection.connectionString,
+      host: connection.host,
+      port: connection.port,
+      user: connection.user,
+      password: connection.password,
+      database: connection.database,
+      tls: connection.tls,
+      applicationName: connection.applicationName,
+      startupOptions: connection.startupOptions,
       schemaName: this.schemaName,
       tableName: this.tableName,
       createTableIfMissing: Boolean(options.createTableIfMissing),
-      poolSize: connection.poolSize ?? options.poolSize,
+      poolSize: options.poolSize ?? connection.poolSize,
       connectTimeoutMs: Math.ceil(this.connectTimeout),
       commandTimeoutMs: Math.ceil(this.commandTimeout),
-      statementTimeoutMs: options.statementTimeout ? Math.ceil(options.statementTimeout) : undefined
+      statementTimeoutMs: statementTimeout ? Math.ceil(statementTimeout) : undefined,
+      idleTimeoutMs: Math.ceil(this.idleTimeout)
     }))
   }
 
@@ -53,38 +73,6 @@ class PostgresStore extends NativeBackedStore {
   /** connect-pg-simple's name for prune(): deletes expired rows now. */
   pruneSessions (cb) {
     return this.prune(cb)
-  }
-}
-
-/** The connection settings of the first source present, in connect-pg-simple's order. */
-function connectionOf (options) {
-  if (options.pool) return fromPgConfig(options.pool.options || {})
-  if (options.pgPromise) {
-    const cn = options.pgPromise.$cn
-    return typeof cn === 'string' ? { connectionString: cn } : fromPgConfig(cn || {})
-  }
-  if (options.conObject) return fromPgConfig(options.conObject)
-  if (options.conString) return { connectionString: options.conString }
-  if (process.env.DATABASE_URL) return { connectionString: process.env.DATABASE_URL }
-  return fromPgConfig({
-    host: process.env.PGHOST,
-    port: process.env.PGPORT,
-    user: process.env.PGUSER || process.env.USER,
-    password: process.env.PGPASSWORD,
-    database: process.env.PGDATABASE
-  })
-}
-
-/** node-pg's config object (also a pg.Pool's `options`) to the native options. */
-function fromPgConfig (c) {
-  return {
-    connectionString: c.connectionString || undefined,
-    host: c.host || undefined,
-    port: c.port ? Number(c.port) : undefined,
-    user: c.user || undefined,
-    password: typeof c.password === 'string' ? c.password : undefined,
-    database: c.database || undefined,
-    poolSize: c.max || undefined
   }
 }
 

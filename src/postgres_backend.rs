@@ -4,6 +4,7 @@
 //! exactly as node-pg leaves it, so both stores convert expiry instants to the same wall clock.
 
 use std::error::Error as StdError;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,7 +17,9 @@ use tokio_postgres::{Config, NoTls, Row, Statement};
 
 use crate::backend::Backend;
 use crate::error::{BackendError, BackendResult};
+use crate::postgres_config::{self, Connection, Connector};
 use crate::sql::{self, Statements};
+use crate::tls::{self, TlsSettings};
 
 #[napi(object)]
 pub struct PostgresOptions {
@@ -35,6 +38,14 @@ pub struct PostgresOptions {
   pub command_timeout_ms: Option<u32>,
   /// Server-side `statement_timeout` in ms; 0 or absent leaves the server's setting.
   pub statement_timeout_ms: Option<u32>,
+  /// TLS as JS read it from the app's pg settings or PGSSLMODE; the connection string's own TLS
+  /// parameters win over it, as in node-pg.
+  pub tls: Option<TlsSettings>,
+  /// Pooled connections unused for this long are closed (ms); 0 keeps them.
+  pub idle_timeout_ms: Option<u32>,
+  /// node-pg's `application_name` and `options` (startup options, `-c name=value ...`).
+  pub application_name: Option<String>,
+  pub startup_options: Option<String>,
 }
 
 /// The table's statements plus what PostgreSQL needs besides them.
@@ -51,10 +62,13 @@ pub struct PostgresBackend {
   pool: Pool,
   /// For the recovery probe's own fresh connection.
   config: Config,
+  connector: Connector,
   connect_timeout: Duration,
   sql: TableSql,
   create_table_if_missing: bool,
   table_ready: tokio::sync::OnceCell<()>,
+  idle: Option<Duration>,
+  reaping: AtomicBool,
 }
 
 /// A pooled connection lent to one request. If the request does not settle (its future is
@@ -96,12 +110,9 @@ enum Slot {
 
 impl PostgresBackend {
   pub fn new(o: PostgresOptions) -> BackendResult<Self> {
-    let mut config = match &o.connection_string {
-      Some(s) if !s.is_empty() => s
-        .parse::<Config>()
-        .map_err(|e| BackendError::invalid(format!("bad connection string: {}", detail(&e))))?,
-      _ => Config::new(),
-    };
+    let Connection {
+      mut config, connector, ..
+    } = postgres_config::connection(o.connection_string.as_deref(), o.tls.clone())?;
     if let Some(h) = &o.host {
       config.host(h);
     }
@@ -123,20 +134,29 @@ impl PostgresBackend {
     let connect_timeout = crate::defaults::connect_timeout(o.connect_timeout_ms);
     let command_timeout = crate::defaults::command_timeout(o.command_timeout_ms);
     config.connect_timeout(connect_timeout);
+    if let Some(name) = &o.application_name {
+      config.application_name(name);
+    }
+    let mut options = config.get_options().unwrap_or("").to_string();
+    if let Some(extra) = &o.startup_options {
+      options.push(' ');
+      options.push_str(extra);
+    }
     if let Some(ms) = o.statement_timeout_ms.filter(|ms| *ms > 0) {
-      let mut options = config.get_options().unwrap_or("").to_string();
       options.push_str(&format!(" -c statement_timeout={ms}"));
+    }
+    if !options.trim().is_empty() {
       config.options(options.trim());
     }
-    let manager = Manager::from_config(
-      config.clone(),
-      NoTls,
-      ManagerConfig {
-        recycling_method: RecyclingMethod::Fast,
-      },
-    );
-    // create_timeout covers the whole connection setup, startup handshake included (the driver's
-    // own connect_timeout covers only the TCP connect).
+    let manager_config = ManagerConfig {
+      recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match &connector {
+      Connector::Plain => Manager::from_config(config.clone(), NoTls, manager_config),
+      Connector::Tls(tls) => Manager::from_config(config.clone(), tls.clone(), manager_config),
+    };
+    // create_timeout covers the whole connection setup, TLS and startup handshake included (the
+    // driver's own connect_timeout covers only the TCP connect).
     let pool = Pool::builder(manager)
       .max_size(o.pool_size.unwrap_or(10).max(1) as usize)
       .runtime(Runtime::Tokio1)
@@ -146,17 +166,45 @@ impl PostgresBackend {
       .build()
       .map_err(|e| BackendError::invalid(format!("cannot build the connection pool: {e}")))?;
     let sql = statements(o.schema_name.as_deref().filter(|s| !s.is_empty()), &o.table_name)?;
+    let idle = o
+      .idle_timeout_ms
+      .filter(|ms| *ms > 0)
+      .map(|ms| Duration::from_millis(u64::from(ms)));
     Ok(Self {
       pool,
       config,
+      connector,
       connect_timeout,
       sql,
       create_table_if_missing: o.create_table_if_missing,
       table_ready: tokio::sync::OnceCell::new(),
+      idle,
+      reaping: AtomicBool::new(false),
     })
   }
 
+  /// Closes pooled connections idle for longer than `idleTimeout`, from the first use on, for as
+  /// long as the pool exists (the task holds it weakly).
+  fn reap_idle_connections(&self) {
+    let Some(idle) = self.idle else { return };
+    if self.reaping.swap(true, Ordering::AcqRel) {
+      return;
+    }
+    let pool = self.pool.weak();
+    crate::runtime::spawn(async move {
+      loop {
+        tokio::time::sleep((idle / 2).max(Duration::from_millis(10))).await;
+        let Some(pool) = pool.upgrade() else { return };
+        if pool.is_closed() {
+          return;
+        }
+        pool.retain(|_, metrics| metrics.last_used() < idle);
+      }
+    });
+  }
+
   async fn lease(&self) -> BackendResult<Lease> {
+    self.reap_idle_connections();
     let client = self.pool.get().await.map_err(|e| self.classify_pool(e))?;
     let lease = Lease(Some(client));
     if self.create_table_if_missing {
@@ -267,6 +315,9 @@ impl PostgresBackend {
       }
       return BackendError::backend(detail(e));
     }
+    if e.to_string().starts_with("error performing TLS handshake") {
+      return BackendError::unavailable(tls::explain(&detail(e)));
+    }
     if is_unreachable(e) {
       BackendError::unavailable(detail(e))
     } else {
@@ -277,14 +328,7 @@ impl PostgresBackend {
 
 /// The driver's error text with its causes (its own Display shows only the outermost).
 fn detail(e: &(dyn StdError + 'static)) -> String {
-  let mut text = e.to_string();
-  let mut source = e.source();
-  while let Some(s) = source {
-    text.push_str(": ");
-    text.push_str(&s.to_string());
-    source = s.source();
-  }
-  text
+  postgres_config::chain(e)
 }
 
 /// Errors that come from the socket rather than from the server's answers.
@@ -546,8 +590,11 @@ impl Backend for PostgresBackend {
   /// accepts and then says nothing must not hang the probe.
   async fn ping(&self) -> BackendResult<()> {
     let attempt = async {
-      let (client, connection) = self.config.connect(NoTls).await.map_err(|e| self.classify(&e))?;
-      let driver = tokio::spawn(connection);
+      let (client, driver) = self
+        .connector
+        .connect(&self.config)
+        .await
+        .map_err(|e| self.classify(&e))?;
       let answered = client.simple_query("").await.map(drop).map_err(|e| self.classify(&e));
       drop(client);
       let _ = driver.await;

@@ -89,13 +89,31 @@ async function startRedis ({ tls = false } = {}) {
   return server
 }
 
-/** A CA and a server certificate for 127.0.0.1 signed by it, made with the openssl CLI. */
-function makeCertificates (dir) {
+/**
+ * A throwaway CA, a server certificate for 127.0.0.1 and localhost signed by it, a client
+ * certificate for `clientName` signed by it, and an unrelated CA (`other-ca.crt`) for the
+ * "unknown CA" cases, made with the openssl CLI. Keys are 0600, as servers and libpq require.
+ */
+function makeCertificates (dir, { clientName = 'certuser' } = {}) {
   const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' })
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=ferrosession test CA')
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other-ca.key', '-out', 'other-ca.crt', '-days', '1', '-subj', '/CN=some other CA')
   ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1')
   fs.writeFileSync(path.join(dir, 'ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost')
   ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '1', '-extfile', 'ext')
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', `/CN=${clientName}`)
+  fs.writeFileSync(path.join(dir, 'client-ext'), 'extendedKeyUsage=clientAuth')
+  ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.crt', '-days', '1', '-extfile', 'client-ext')
+  for (const key of ['ca.key', 'other-ca.key', 'server.key', 'client.key']) fs.chmodSync(path.join(dir, key), 0o600)
+  const read = (name) => fs.readFileSync(path.join(dir, name), 'utf8')
+  return {
+    dir,
+    ca: read('ca.crt'),
+    otherCa: read('other-ca.crt'),
+    clientCert: read('client.crt'),
+    clientKey: read('client.key'),
+    file: (name) => path.join(dir, name)
+  }
 }
 
 function pgBin (name) {
@@ -112,7 +130,7 @@ function pgBin (name) {
  * A PostgreSQL cluster of our own (initdb into a temp dir, trust auth). As root, the server runs
  * as the `postgres` user, which initdb requires; the PID we kill is the postmaster itself.
  */
-async function startPostgres () {
+async function startPostgres ({ tls = false } = {}) {
   const port = await closedPort()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-pg-'))
   const asUser = {}
@@ -123,20 +141,45 @@ async function startPostgres () {
   }
   const data = path.join(dir, 'data')
   execFileSync(pgBin('initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync'], { stdio: 'ignore', ...asUser })
+  const settings = ['-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=30']
+  let certs = null
+  if (tls) {
+    // TLS only: a user `certuser` who must present a client certificate, everyone else by TLS
+    // with trust, and no plaintext at all.
+    certs = makeCertificates(fs.mkdtempSync(path.join(dir, 'certs-')))
+    for (const name of ['server.crt', 'server.key', 'ca.crt']) {
+      fs.copyFileSync(certs.file(name), path.join(data, name))
+      if (asUser.uid !== undefined) fs.chownSync(path.join(data, name), asUser.uid, asUser.gid)
+    }
+    fs.chmodSync(path.join(data, 'server.key'), 0o600)
+    fs.writeFileSync(path.join(data, 'pg_hba.conf'), [
+      'local all all trust',
+      'hostssl all certuser 127.0.0.1/32 cert',
+      'hostssl all all 127.0.0.1/32 trust',
+      'hostnossl all all 127.0.0.1/32 reject',
+      ''
+    ].join('\n'))
+    settings.push('-c', 'ssl=on', '-c', 'ssl_cert_file=server.crt', '-c', 'ssl_key_file=server.key', '-c', 'ssl_ca_file=ca.crt')
+  }
   const server = privateServer({
     port,
     dir,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    launch: () => spawn(pgBin('postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=30'], { stdio: 'ignore', ...asUser }),
+    launch: () => spawn(pgBin('postgres'), ['-D', data, '-p', String(port), '-k', dir, ...settings], { stdio: 'ignore', ...asUser }),
     // The postmaster listens a moment before it accepts logins; after a SIGKILL its orphaned
     // backends need a moment to notice and exit before the cluster can start again.
     settle: 200
   })
+  server.certs = certs
   await server.start()
+  if (tls) {
+    // Over the Unix socket (local trust): the role that logs in with a certificate.
+    execFileSync(pgBin('psql'), ['-h', dir, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-qc', 'CREATE ROLE certuser LOGIN SUPERUSER'], { stdio: 'ignore' })
+  }
   return server
 }
 
-module.exports = { startRedis, startPostgres, waitForPort }
+module.exports = { startRedis, startPostgres, waitForPort, makeCertificates }
 
 /**
  * A store of `backend` on a private server: `{ server, create(options) }`. The caller owns the
