@@ -180,7 +180,7 @@ describe('columns and timeouts', () => {
 
 describe('idle connections', () => {
   const connections = async (name) => (await pool.query(
-    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1", [name])).rows[0].n
+    'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [name])).rows[0].n
   const until = async (check, ms = 5000) => {
     const deadline = Date.now() + ms
     while (!(await check()) && Date.now() < deadline) await sleep(50)
