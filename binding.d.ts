@@ -127,7 +127,10 @@ export interface PostgresOptions {
 export declare function raiseUncaught(error: unknown): void
 
 export interface RedisOptions {
-  /** `redis://[user:pass@]host:port[/db]`; `rediss://` for TLS. */
+  /**
+   * `redis://[user:pass@]host:port[/db]`; `rediss://` for TLS. With a cluster or sentinel, the
+   * credentials, database and scheme every node is reached with.
+   */
   url: string
   prefix: string
   scanCount: number
@@ -135,6 +138,27 @@ export interface RedisOptions {
   commandTimeoutMs?: number
   /** PEM root certificate(s) to trust for `rediss://` instead of the system's. */
   tlsCa?: string
+  /** PEM client certificate (chain) and its key, for servers that require one. */
+  tlsCert?: string
+  tlsKey?: string
+  /** The root nodes of a Redis Cluster, as URLs. */
+  cluster?: Array<string>
+  sentinel?: SentinelSettings
+  /** The connection is closed after this many ms without a request; 0 keeps it. */
+  idleTimeoutMs?: number
+}
+
+/**
+ * Sentinel settings: where the sentinels are and which master they watch. The data nodes'
+ * credentials, database and TLS come from the store's `url`.
+ */
+export interface SentinelSettings {
+  /** `redis://host:port` (or `rediss://`) of each sentinel. */
+  sentinels: Array<string>
+  /** The master's name, as in `sentinel monitor <name> ...`. */
+  name: string
+  sentinelUsername?: string
+  sentinelPassword?: string
 }
 
 export declare function signature(value: string, secret: string | Buffer): string

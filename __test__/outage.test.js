@@ -8,6 +8,7 @@ const { spawnSync } = require('node:child_process')
 const { RedisStore, PostgresStore } = require('..')
 const { ownServer, silentServer } = require('./support/servers')
 const { sessionData, sleep } = require('./support/backends')
+const { loadGenerator, summarise } = require('./support/load')
 
 const COMMAND_TIMEOUT = 1000
 const IN_FLIGHT = 200
@@ -25,43 +26,6 @@ afterAll(() => {
 })
 afterEach(() => expect(escaped).toEqual([]))
 
-/**
- * Keeps IN_FLIGHT get/set/touch chains running until stop(). Every request is recorded with the
- * times it was issued and answered and how many times its callback fired.
- */
-function loadGenerator (store) {
-  const ops = []
-  const state = { running: true } // an object: the loop below must see stop() change it
-  const sids = Array.from({ length: 100 }, (_, i) => `load-${i}`)
-  const chain = async () => {
-    while (state.running) {
-      const op = { kind: ['get', 'set', 'touch'][ops.length % 3], issuedAt: Date.now(), calls: 0, err: null }
-      ops.push(op)
-      const sid = sids[ops.length % sids.length]
-      await new Promise((resolve) => {
-        const cb = (err) => {
-          op.calls++
-          if (op.calls > 1) return // a second call is recorded and fails the test below
-          op.doneAt = Date.now()
-          op.err = err || null
-          resolve()
-        }
-        if (op.kind === 'get') store.get(sid, cb)
-        else store[op.kind](sid, sessionData(60000, { n: ops.length }), cb)
-      })
-      if (op.err) await sleep(10) // pace the retries of a real app, without spinning
-    }
-  }
-  const chains = Array.from({ length: IN_FLIGHT }, chain)
-  return {
-    ops,
-    async stop () {
-      state.running = false
-      await Promise.all(chains)
-    }
-  }
-}
-
 for (const backend of ['redis', 'postgres']) {
   describe(`${backend}: outages`, () => {
     let own
@@ -74,7 +38,7 @@ for (const backend of ['redis', 'postgres']) {
       store.on('disconnect', () => events.push(['disconnect', Date.now()]))
       store.on('connect', () => events.push(['connect', Date.now()]))
       await store.ready()
-      const load = loadGenerator(store)
+      const load = loadGenerator(store, IN_FLIGHT)
       await sleep(1000)
 
       const killedAt = Date.now()
@@ -219,23 +183,3 @@ test('the panic hook is refused without the test switch', async () => {
   expect(err.message).toMatch(/test hooks are off/)
   await store.close()
 })
-
-/** What the load saw, for the assertions and the closing note. */
-function summarise (ops, killedAt, backAt, events) {
-  const failed = ops.filter((op) => op.err)
-  const whileDown = failed.filter((op) => op.issuedAt >= killedAt && op.issuedAt < backAt)
-  const firstOkAfter = ops.filter((op) => !op.err && op.issuedAt >= backAt).sort((a, b) => a.doneAt - b.doneAt)[0]
-  return {
-    issued: ops.length,
-    okBefore: ops.filter((op) => !op.err && op.doneAt < killedAt).length,
-    failedWhileDown: whileDown.length,
-    slowestFailureMs: Math.max(0, ...failed.map((op) => op.doneAt - op.issuedAt)),
-    unclearErrors: failed.filter((op) => !/^ferrosession \w+ \w+: ./.test(op.err.message) || !op.err.code.startsWith('ESESSION_'))
-      .slice(0, 3).map((op) => op.err.message),
-    disconnectAfterKillMs: (events.find(([e]) => e === 'disconnect') || [0, NaN])[1] - killedAt,
-    connectAfterRestartMs: (events.find(([e]) => e === 'connect') || [0, NaN])[1] - backAt,
-    recoveryMs: firstOkAfter ? firstOkAfter.doneAt - backAt : Infinity,
-    okAfter: ops.filter((op) => !op.err && op.issuedAt >= backAt).length,
-    lostCallbacks: ops.filter((op) => op.calls !== 1).length
-  }
-}

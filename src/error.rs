@@ -8,6 +8,9 @@ pub enum ErrorKind {
   /// The server could not be reached (refused, reset, closed, timed out while connecting, TLS
   /// handshake failed): the only kind that is an outage, so the only one that emits `disconnect`.
   Unavailable,
+  /// One node of a cluster could not be reached (the requests for its slots fail until its replica
+  /// takes over); the rest of the cluster serves, so this is not an outage of the store.
+  NodeDown,
   /// No answer within `commandTimeout` (or no pooled connection within it). Fails that request
   /// alone: the connection it used is discarded, and the next request opens a new one.
   Timeout,
@@ -28,7 +31,7 @@ impl ErrorKind {
   /// The `err.code` JS sees. Never `ENOENT`: express-session treats that as "no session".
   pub fn code(self) -> &'static str {
     match self {
-      ErrorKind::Unavailable => "ESESSION_UNAVAILABLE",
+      ErrorKind::Unavailable | ErrorKind::NodeDown => "ESESSION_UNAVAILABLE",
       ErrorKind::Timeout => "ESESSION_TIMEOUT",
       ErrorKind::Backend => "ESESSION_BACKEND",
       ErrorKind::Invalid => "ESESSION_INVALID",

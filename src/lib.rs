@@ -16,6 +16,7 @@ mod native_store;
 mod postgres_backend;
 mod postgres_config;
 mod redis_backend;
+mod redis_connection;
 mod runtime;
 mod signing;
 mod sql;

@@ -1,24 +1,26 @@
 //! Redis, in connect-redis's format: key `prefix + sid`, value the serialised session as a plain
 //! string, written with `SET key value PX ms` (connect-redis writes `EX seconds`; milliseconds keep
-//! fractional ttls and the cookie's exact expiry). One multiplexed connection carries every
-//! request (pipelined by the driver); it is opened lazily and replaced when it stops answering.
+//! fractional ttls and the cookie's exact expiry). One connection (`redis_connection.rs`: a
+//! server, a Cluster, or the master Sentinel names) carries every request, pipelined by the
+//! driver; it is opened lazily, replaced when it stops answering, and released when idle.
 
-use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use napi_derive::napi;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, ServerErrorKind};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use crate::backend::{Backend, remaining_ms, stored_text};
-use crate::error::{BackendError, BackendResult};
+use crate::error::{BackendError, BackendResult, ErrorKind as Kind};
+use crate::redis_connection::{self, Certificates, Conn, SentinelSettings, Topology};
 
 #[napi(object)]
 pub struct RedisOptions {
-  /// `redis://[user:pass@]host:port[/db]`; `rediss://` for TLS.
+  /// `redis://[user:pass@]host:port[/db]`; `rediss://` for TLS. With a cluster or sentinel, the
+  /// credentials, database and scheme every node is reached with.
   pub url: String,
   pub prefix: String,
   pub scan_count: u32,
@@ -26,22 +28,65 @@ pub struct RedisOptions {
   pub command_timeout_ms: Option<u32>,
   /// PEM root certificate(s) to trust for `rediss://` instead of the system's.
   pub tls_ca: Option<String>,
+  /// PEM client certificate (chain) and its key, for servers that require one.
+  pub tls_cert: Option<String>,
+  pub tls_key: Option<String>,
+  /// The root nodes of a Redis Cluster, as URLs.
+  pub cluster: Option<Vec<String>>,
+  pub sentinel: Option<SentinelSettings>,
+  /// The connection is closed after this many ms without a request; 0 keeps it.
+  pub idle_timeout_ms: Option<u32>,
 }
 
 pub struct RedisBackend {
-  client: Client,
-  config: AsyncConnectionConfig,
+  topology: Topology,
   connect_timeout: Duration,
-  /// For error messages: a TLS handshake that fails is named as such.
-  tls: bool,
   prefix: String,
   scan_count: u32,
-  /// The live connection and its generation; cloning it is cheap and shares the socket.
-  connection: Mutex<Option<(u64, MultiplexedConnection)>>,
-  generation: AtomicU64,
-  /// Serialises reconnects so an outage does not open one socket per waiting request.
+  /// Shared with the idle reaper, which holds it weakly.
+  link: Arc<Link>,
+  /// Serialises reconnects so an outage does not open one connection per waiting request.
   connecting: tokio::sync::Mutex<()>,
+  idle: Option<Duration>,
+  reaping: AtomicBool,
+  watching: AtomicBool,
+}
+
+/// The live connection with its generation, and when it was last used.
+struct Link {
+  current: Mutex<Option<(u64, Conn)>>,
+  generation: AtomicU64,
+  born: Instant,
+  last_used_ms: AtomicU64,
   closed: AtomicBool,
+}
+
+impl Link {
+  fn touch(&self) {
+    self
+      .last_used_ms
+      .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+  }
+
+  fn idle_for(&self) -> Duration {
+    Duration::from_millis(
+      (self.born.elapsed().as_millis() as u64).saturating_sub(self.last_used_ms.load(Ordering::Relaxed)),
+    )
+  }
+
+  fn cached(&self) -> Option<(u64, Conn)> {
+    self.current.lock().ok().and_then(|c| c.clone())
+  }
+
+  /// Drops the connection of `generation` if it is still the current one: requests that were
+  /// queued on a dead socket must not throw away the fresh connection opened after it.
+  fn forget(&self, generation: u64) {
+    if let Ok(mut c) = self.current.lock()
+      && c.as_ref().is_some_and(|(g, _)| *g == generation)
+    {
+      *c = None;
+    }
+  }
 }
 
 /// A connection lent to one request. If the request does not settle (its future is dropped at the
@@ -51,48 +96,53 @@ pub struct RedisBackend {
 struct Lease<'a> {
   backend: &'a RedisBackend,
   generation: u64,
-  conn: MultiplexedConnection,
+  conn: Conn,
   settled: bool,
 }
 
 impl Drop for Lease<'_> {
   fn drop(&mut self) {
     if !self.settled {
-      self.backend.forget(self.generation);
+      self.backend.link.forget(self.generation);
     }
   }
 }
 
 impl RedisBackend {
   pub fn new(options: RedisOptions) -> BackendResult<Self> {
-    let client = match options.tls_ca {
-      Some(ca) => Client::build_with_tls(
-        options.url.as_str(),
-        redis::TlsCertificates {
-          client_tls: None,
-          root_cert: Some(ca.into_bytes()),
-        },
-      ),
-      None => Client::open(options.url.as_str()),
-    }
-    .map_err(|e| BackendError::invalid(format!("bad url or TLS settings: {e}")))?;
     let connect_timeout = crate::defaults::connect_timeout(options.connect_timeout_ms);
-    // The per-request deadline is enforced around every operation (commandTimeout); the driver's
-    // own response timeout is left off so a request is never failed twice.
-    let config = AsyncConnectionConfig::new()
-      .set_connection_timeout(Some(connect_timeout))
-      .set_response_timeout(None);
+    let certs = Certificates {
+      ca: options.tls_ca,
+      cert: options.tls_cert,
+      key: options.tls_key,
+    };
+    let topology = Topology::new(
+      &options.url,
+      options.cluster.as_deref(),
+      options.sentinel.as_ref(),
+      &certs,
+      connect_timeout,
+    )?;
+    let idle = options
+      .idle_timeout_ms
+      .filter(|ms| *ms > 0)
+      .map(|ms| Duration::from_millis(u64::from(ms)));
     Ok(Self {
-      tls: options.url.starts_with("rediss:"),
-      client,
-      config,
+      topology,
       connect_timeout,
       prefix: options.prefix,
       scan_count: options.scan_count.max(1),
-      connection: Mutex::new(None),
-      generation: AtomicU64::new(0),
+      link: Arc::new(Link {
+        current: Mutex::new(None),
+        generation: AtomicU64::new(0),
+        born: Instant::now(),
+        last_used_ms: AtomicU64::new(0),
+        closed: AtomicBool::new(false),
+      }),
       connecting: tokio::sync::Mutex::new(()),
-      closed: AtomicBool::new(false),
+      idle,
+      reaping: AtomicBool::new(false),
+      watching: AtomicBool::new(false),
     })
   }
 
@@ -103,25 +153,12 @@ impl RedisBackend {
     key
   }
 
-  fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
-    self.connection.lock().ok().and_then(|c| c.clone())
-  }
-
-  /// Drops the connection of `generation` if it is still the current one: requests that were
-  /// queued on a dead socket must not throw away the fresh connection opened after it.
-  fn forget(&self, generation: u64) {
-    if let Ok(mut c) = self.connection.lock()
-      && c.as_ref().is_some_and(|(g, _)| *g == generation)
-    {
-      *c = None;
-    }
-  }
-
   async fn lease(&self) -> BackendResult<Lease<'_>> {
-    if self.closed.load(Ordering::Acquire) {
+    if self.link.closed.load(Ordering::Acquire) {
       return Err(BackendError::closed());
     }
-    let (generation, conn) = match self.cached() {
+    self.link.touch();
+    let (generation, conn) = match self.link.cached() {
       Some(c) => c,
       None => self.connect().await?,
     };
@@ -133,37 +170,78 @@ impl RedisBackend {
     })
   }
 
-  async fn connect(&self) -> BackendResult<(u64, MultiplexedConnection)> {
+  async fn connect(&self) -> BackendResult<(u64, Conn)> {
     let _one_at_a_time = self.connecting.lock().await;
-    if let Some(c) = self.cached() {
+    if let Some(c) = self.link.cached() {
       return Ok(c);
     }
-    let attempt = self.client.get_multiplexed_async_connection_with_config(&self.config);
-    // Any failure to connect means the server cannot be reached: that, and only that, is an outage.
     let too_slow = || {
       self.unreachable(&format!(
         "no connection within {} ms (connectTimeout)",
         self.connect_timeout.as_millis()
       ))
     };
-    let fresh = match tokio::time::timeout(self.connect_timeout, attempt).await {
+    // Any failure to connect means the server cannot be reached: that, and only that, is an outage.
+    let fresh = match tokio::time::timeout(self.connect_timeout, self.topology.connect()).await {
       Ok(Ok(conn)) => conn,
       Ok(Err(e)) if e.is_timeout() => return Err(too_slow()),
       Ok(Err(e)) => return Err(self.unreachable(&e.to_string())),
       Err(_) => return Err(too_slow()),
     };
-    if self.closed.load(Ordering::Acquire) {
+    if self.link.closed.load(Ordering::Acquire) {
       return Err(BackendError::closed());
     }
-    let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-    if let Ok(mut c) = self.connection.lock() {
+    let generation = self.link.generation.fetch_add(1, Ordering::AcqRel) + 1;
+    if let Ok(mut c) = self.link.current.lock() {
       *c = Some((generation, fresh.clone()));
     }
+    self.reap_when_idle();
+    self.follow_failovers();
     Ok((generation, fresh))
   }
 
+  /// With Sentinel, from the first connection on: a failover drops the connection to the old
+  /// master, so the next request asks the sentinels for the new one.
+  fn follow_failovers(&self) {
+    if self.watching.swap(true, Ordering::AcqRel) {
+      return;
+    }
+    let (on_switch, alive) = (Arc::downgrade(&self.link), Arc::downgrade(&self.link));
+    self.topology.watch_failovers(
+      move || {
+        if let Some(link) = on_switch.upgrade()
+          && let Some((generation, _)) = link.cached()
+        {
+          link.forget(generation);
+        }
+      },
+      move || alive.upgrade().is_some_and(|link| !link.closed.load(Ordering::Acquire)),
+    );
+  }
+
+  /// Closes the connection once it has gone unused for `idleTimeout`, for as long as the backend
+  /// exists (the task holds it weakly). The next request opens a new one.
+  fn reap_when_idle(&self) {
+    let Some(idle) = self.idle else { return };
+    if self.reaping.swap(true, Ordering::AcqRel) {
+      return;
+    }
+    let link: Weak<Link> = Arc::downgrade(&self.link);
+    crate::runtime::spawn(async move {
+      loop {
+        tokio::time::sleep((idle / 2).max(Duration::from_millis(10))).await;
+        let Some(link) = link.upgrade() else { return };
+        if link.idle_for() >= idle
+          && let Some((generation, _)) = link.cached()
+        {
+          link.forget(generation); // requests still holding it finish on it
+        }
+      }
+    });
+  }
+
   fn unreachable(&self, detail: &str) -> BackendError {
-    if self.tls {
+    if self.topology.tls {
       BackendError::unavailable(format!(
         "TLS connection failed: {detail} (rediss:// needs a TLS port; is the server speaking TLS there?)"
       ))
@@ -176,15 +254,29 @@ impl RedisBackend {
     let mut lease = self.lease().await?;
     let result = cmd.query_async(&mut lease.conn).await;
     // A broken socket or a demoted (read-only) server: leave `settled` false, so the lease's drop
-    // discards the connection.
-    lease.settled = result.as_ref().err().is_none_or(|e| !connection_is_bad(e));
+    // discards the connection. A cluster connection repairs its own node connections.
+    lease.settled = result.as_ref().err().is_none_or(|e| !self.connection_is_bad(e));
     result.map_err(|e| self.classify(e))
   }
 
-  /// Maps a driver error to our kinds. Only a connection that could not be used at all is an
-  /// outage; anything the server answered is that request's own problem.
+  /// Errors after which the connection must not be used again.
+  fn connection_is_bad(&self, e: &RedisError) -> bool {
+    if self.topology.is_cluster() {
+      return e.is_timeout();
+    }
+    e.is_io_error()
+      || e.is_connection_dropped()
+      || e.is_timeout()
+      || matches!(e.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly))
+  }
+
+  /// Maps a driver error to our kinds. Only a server that could not be used at all is an outage;
+  /// one unreachable node of a cluster fails the requests for its slots only.
   fn classify(&self, e: RedisError) -> BackendError {
-    if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+    let broken = e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped();
+    if broken && self.topology.is_cluster() {
+      BackendError::new(Kind::NodeDown, format!("a cluster node could not be reached: {e}"))
+    } else if broken || matches!(e.kind(), ErrorKind::ClusterConnectionNotFound) {
       self.unreachable(&e.to_string())
     } else if e.is_timeout() {
       BackendError::timeout(e.to_string())
@@ -193,47 +285,19 @@ impl RedisBackend {
     }
   }
 
-  /// SCAN over `prefix*`, with the prefix's glob characters escaped (connect-redis does not
-  /// escape them, so a prefix like `a*` matches other apps' keys there).
+  /// SCAN over `prefix*` (on every primary of a cluster), with the prefix's glob characters
+  /// escaped (connect-redis does not escape them, so a prefix like `a*` matches other apps' keys).
   async fn scan_keys(&self) -> BackendResult<Vec<String>> {
     let pattern = format!("{}*", escape_glob(&self.prefix));
-    let mut cursor: u64 = 0;
-    let mut seen = HashSet::new();
-    let mut keys = Vec::new();
-    loop {
-      let (next, batch): (u64, Vec<String>) = self
-        .query(
-          redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(self.scan_count),
-        )
-        .await?;
-      for key in batch {
-        if seen.insert(key.clone()) {
-          keys.push(key);
-        }
-      }
-      if next == 0 {
-        return Ok(keys);
-      }
-      cursor = next;
-    }
+    let mut lease = self.lease().await?;
+    let result = redis_connection::scan(&mut lease.conn, &pattern, self.scan_count).await;
+    lease.settled = result.as_ref().err().is_none_or(|e| !self.connection_is_bad(e));
+    result.map_err(|e| self.classify(e))
   }
 
   fn sid_of<'a>(&self, key: &'a str) -> &'a str {
     key.strip_prefix(self.prefix.as_str()).unwrap_or(key)
   }
-}
-
-/// Errors after which the connection must not be used again.
-fn connection_is_bad(e: &RedisError) -> bool {
-  e.is_io_error()
-    || e.is_connection_dropped()
-    || e.is_timeout()
-    || matches!(e.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly))
 }
 
 /// Redis glob metacharacters in a literal prefix must be escaped for MATCH.
@@ -324,8 +388,8 @@ impl Backend for RedisBackend {
   }
 
   async fn close(&self) {
-    self.closed.store(true, Ordering::Release);
-    if let Ok(mut c) = self.connection.lock() {
+    self.link.closed.store(true, Ordering::Release);
+    if let Ok(mut c) = self.link.current.lock() {
       *c = None;
     }
   }

@@ -67,13 +67,15 @@ function privateServer ({ port, url, dir, launch, settle = 0 }) {
  * With `{ tls: true }` it speaks only TLS, with a certificate from a throwaway CA whose PEM is
  * `server.ca`.
  */
-async function startRedis ({ tls = false } = {}) {
+async function startRedis ({ tls = false, clientCertificates = false, replicaOf = null } = {}) {
   const port = await closedPort()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-redis-'))
   const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+  if (replicaOf) args.push('--replicaof', '127.0.0.1', String(replicaOf))
+  let certs = null
   if (tls) {
-    makeCertificates(dir)
-    args.push('--port', '0', '--tls-port', String(port), '--tls-auth-clients', 'no',
+    certs = makeCertificates(dir)
+    args.push('--port', '0', '--tls-port', String(port), '--tls-auth-clients', clientCertificates ? 'yes' : 'no',
       '--tls-cert-file', path.join(dir, 'server.crt'), '--tls-key-file', path.join(dir, 'server.key'), '--tls-ca-cert-file', path.join(dir, 'ca.crt'))
   } else {
     args.push('--port', String(port))
@@ -84,7 +86,10 @@ async function startRedis ({ tls = false } = {}) {
     url: `${tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     launch: () => spawn('redis-server', args, { stdio: 'ignore' })
   })
-  if (tls) server.ca = fs.readFileSync(path.join(dir, 'ca.crt'), 'utf8')
+  if (tls) {
+    server.ca = certs.ca
+    server.certs = certs
+  }
   await server.start()
   return server
 }
