@@ -119,6 +119,17 @@ describe('Redis Cluster', () => {
     }
   })
 
+  test('through Express: a login on the cluster is there on the next request', async () => {
+    const s = make()
+    const app = express()
+    app.use(session({ store: s, secret: 'cluster', resave: false, saveUninitialized: false }))
+    app.post('/login', (req, res) => { req.session.user = 'zoë'; res.send('ok') })
+    app.get('/me', (req, res) => res.json({ user: (req.session && req.session.user) || null }))
+    const agent = request.agent(app)
+    await agent.post('/login').expect(200)
+    await agent.get('/me').expect(200, { user: 'zoë' })
+  })
+
   test('a master SIGKILLed under 200 requests in flight: its replica takes over, no callback lost, no outage event', async () => {
     const s = make({ commandTimeout: 1000 })
     const events = watch(s)
