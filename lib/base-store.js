@@ -4,7 +4,8 @@
 // read, input checks, close(), and the connect/disconnect events of the readiness switch.
 // Subclasses only translate their options and create the native core.
 
-const { Store } = require('express-session')
+const Store = require('./session/store')
+const { serialised, wholeJson } = require('./session/serialised')
 const native = require('./native')
 const { invalidInput, closedError, storeError, CODES } = require('./errors')
 const { expiresAt, hasExpired } = require('./expiry')
@@ -294,7 +295,8 @@ class NativeBackedStore extends Store {
   _stringify (op, sess) {
     let text
     try {
-      text = this.serializer.stringify(sess)
+      // Serialised once per request: the middleware already has the session's JSON.
+      text = (this.serializer === JSON && serialised.has(sess) && wholeJson(sess, serialised.get(sess))) || this.serializer.stringify(sess)
     } catch (err) {
       throw invalidInput(this._backend, op, `the session cannot be serialised: ${err.message}`)
     }

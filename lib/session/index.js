@@ -1,0 +1,441 @@
+'use strict'
+// session(): a drop-in for express-session 1.19's middleware. The same options, the same
+// `req.session` API, the same Set-Cookie bytes, the same store calls, so it works with any
+// express-session store; what it does faster (docs/design.md, "The session middleware"):
+// - the signed cookie is checked and made in Rust, with the keyed HMAC state cached;
+// - only our cookie is read from the Cookie header (cookie.parse builds an object of all of them);
+// - "has the session changed?" compares the session's JSON with the JSON it had, instead of
+//   SHA-1 hashing both;
+// - with ferrosession's stores, the JSON made for that comparison is also what gets stored (the
+//   session is serialised once per request), and touch sends only the new expiry.
+
+const cookie = require('cookie')
+const deprecate = require('depd')('express-session')
+const onHeaders = require('on-headers')
+const parseUrl = require('parseurl')
+const uid = require('uid-safe').sync
+
+const Cookie = require('./cookie')
+const Session = require('./session')
+const Store = require('./store')
+const { serialised } = require('./serialised')
+const { sign, unsign } = require('../signing')
+
+/* istanbul ignore next */
+const defer = typeof setImmediate === 'function'
+  ? setImmediate
+  : function (fn) { process.nextTick(fn.bind.apply(fn, arguments)) }
+
+function session (options) {
+  const opts = options || {}
+  const cookieOptions = opts.cookie || {}
+  const generateId = opts.genid || generateSessionId
+  const name = opts.name || opts.key || 'connect.sid'
+  // Loaded here, not at the top: the memory store needs the native addon, the classes do not.
+  const store = opts.store || new (require('./memory'))()
+  const trustProxy = opts.proxy
+  let resaveSession = opts.resave
+  const rollingSessions = Boolean(opts.rolling)
+  let saveUninitializedSession = opts.saveUninitialized
+  let secret = opts.secret
+
+  if (typeof generateId !== 'function') throw new TypeError('genid option must be a function')
+  if (resaveSession === undefined) {
+    deprecate('undefined resave option; provide resave option')
+    resaveSession = true
+  }
+  if (saveUninitializedSession === undefined) {
+    deprecate('undefined saveUninitialized option; provide saveUninitialized option')
+    saveUninitializedSession = true
+  }
+  if (opts.unset && opts.unset !== 'destroy' && opts.unset !== 'keep') {
+    throw new TypeError('unset option must be "destroy" or "keep"')
+  }
+  const unsetDestroy = opts.unset === 'destroy'
+  if (Array.isArray(secret) && secret.length === 0) throw new TypeError('secret option array must contain one or more strings')
+  if (secret && !Array.isArray(secret)) secret = [secret]
+  if (!secret) deprecate('req.secret; provide secret option')
+
+  store.generate = function (req) {
+    req.sessionID = generateId(req)
+    req.session = new Session(req)
+    req.session.cookie = new Cookie(typeof cookieOptions === 'function' ? cookieOptions(req) : cookieOptions)
+    const isSecure = issecure(req, trustProxy)
+    if (cookieOptions.secure === 'auto') req.session.cookie.secure = isSecure
+    if (cookieOptions.sameSite === 'auto') req.session.cookie.sameSite = isSecure ? 'none' : 'lax'
+  }
+
+  const storeImplementsTouch = typeof store.touch === 'function'
+  let storeReady = true
+  store.on('disconnect', function ondisconnect () { storeReady = false })
+  store.on('connect', function onconnect () { storeReady = true })
+
+  return function session (req, res, next) {
+    if (req.session) return next()
+    // Handle the request as if there were no session while the store is disconnected.
+    if (!storeReady) return next()
+
+    const originalPath = parseUrl.original(req).pathname || '/'
+    const resolvedCookieOptions = typeof cookieOptions === 'function' ? cookieOptions(req) : cookieOptions
+    if (originalPath.indexOf(resolvedCookieOptions.path || '/') !== 0) return next()
+
+    if (!secret && !req.secret) {
+      next(new Error('secret option required for sessions'))
+      return
+    }
+    // req.secret comes from cookie-parser: backwards compatibility for signed cookies.
+    const secrets = secret || [req.secret]
+
+    let originalState
+    let originalId
+    let savedState
+    let touched = false
+
+    req.sessionStore = store
+    const cookieId = req.sessionID = getcookie(req, name, secrets)
+
+    onHeaders(res, function () {
+      if (!req.session) return
+      if (!shouldSetCookie(req)) return
+      // only send secure cookies via https
+      if (req.session.cookie.secure && !issecure(req, trustProxy)) return
+      if (!touched) {
+        req.session.touch()
+        touched = true
+      }
+      try {
+        setcookie(res, name, req.sessionID, secrets[0], req.session.cookie.data)
+      } catch (err) {
+        defer(next, err)
+      }
+    })
+
+    // proxy end() to commit the session: its last byte waits for the store
+    const _end = res.end
+    const _write = res.write
+    let ended = false
+    res.end = function end (chunk, encoding) {
+      if (ended) return false
+      ended = true
+      let ret
+      let sync = true
+
+      function writeend () {
+        if (sync) {
+          ret = _end.call(res, chunk, encoding)
+          sync = false
+          return
+        }
+        _end.call(res)
+      }
+
+      function writetop () {
+        if (!sync) return ret
+        if (!res._header) res._implicitHeader()
+        if (chunk == null) {
+          ret = true
+          return ret
+        }
+        const contentLength = Number(res.getHeader('Content-Length'))
+        if (!isNaN(contentLength) && contentLength > 0) {
+          // measure chunk
+          chunk = !Buffer.isBuffer(chunk) ? Buffer.from(chunk, encoding) : chunk
+          encoding = undefined
+          if (chunk.length !== 0) {
+            ret = _write.call(res, chunk.slice(0, chunk.length - 1))
+            chunk = chunk.slice(chunk.length - 1, chunk.length)
+            return ret
+          }
+        }
+        ret = _write.call(res, chunk, encoding)
+        sync = false
+        return ret
+      }
+
+      if (shouldDestroy(req)) {
+        store.destroy(req.sessionID, function ondestroy (err) {
+          if (err) defer(next, err)
+          writeend()
+        })
+        return writetop()
+      }
+
+      // no session to save
+      if (!req.session) return _end.call(res, chunk, encoding)
+
+      if (!touched) {
+        req.session.touch()
+        touched = true
+      }
+
+      lastState = null
+      lastStateOf = null
+      if (shouldSave(req)) {
+        // The JSON that shouldSave just computed from this very session object (if it did: it
+        // may have decided on the ids alone) is what a ferrosession store writes.
+        const sess = req.session
+        if (lastStateOf === sess) serialised.set(sess, lastState)
+        try {
+          sess.save(function onsave (err) {
+            if (err) defer(next, err)
+            writeend()
+          })
+        } finally {
+          serialised.delete(sess)
+        }
+        return writetop()
+      } else if (storeImplementsTouch && shouldTouch(req)) {
+        store.touch(req.sessionID, req.session, function ontouch (err) {
+          if (err) defer(next, err)
+          writeend()
+        })
+        return writetop()
+      }
+
+      return _end.call(res, chunk, encoding)
+    }
+
+    // the state last computed by isModified/isSaved, and of which object, for the store to reuse
+    let lastState = null
+    let lastStateOf = null
+    function stateNow (sess) {
+      lastState = stateOf(sess)
+      lastStateOf = sess
+      return lastState
+    }
+
+    function generate () {
+      store.generate(req)
+      originalId = req.sessionID
+      originalState = stateOf(req.session)
+      wrapmethods(req.session)
+    }
+
+    function inflate (req, sess) {
+      store.createSession(req, sess)
+      originalId = req.sessionID
+      originalState = stateOf(sess)
+      if (!resaveSession) savedState = originalState
+      wrapmethods(req.session)
+    }
+
+    function rewrapmethods (sess, callback) {
+      return function () {
+        if (req.session !== sess) wrapmethods(req.session)
+        callback.apply(this, arguments)
+      }
+    }
+
+    function wrapmethods (sess) {
+      const _reload = sess.reload
+      const _save = sess.save
+
+      function reload (callback) {
+        _reload.call(this, rewrapmethods(this, callback))
+      }
+
+      function save () {
+        savedState = serialised.get(this) ?? stateOf(this)
+        _save.apply(this, arguments)
+      }
+
+      Object.defineProperty(sess, 'reload', { configurable: true, enumerable: false, value: reload, writable: true })
+      Object.defineProperty(sess, 'save', { configurable: true, enumerable: false, value: save, writable: true })
+    }
+
+    function isModified (sess) {
+      return originalId !== sess.id || originalState !== stateNow(sess)
+    }
+
+    function isSaved (sess) {
+      return originalId === sess.id && savedState === stateNow(sess)
+    }
+
+    function shouldDestroy (req) {
+      return req.sessionID && unsetDestroy && req.session == null
+    }
+
+    function shouldSave (req) {
+      // cannot set cookie without a session ID
+      if (typeof req.sessionID !== 'string') return false
+      return !saveUninitializedSession && !savedState && cookieId !== req.sessionID
+        ? isModified(req.session)
+        : !isSaved(req.session)
+    }
+
+    function shouldTouch (req) {
+      if (typeof req.sessionID !== 'string') return false
+      return cookieId === req.sessionID && !shouldSave(req)
+    }
+
+    function shouldSetCookie (req) {
+      if (typeof req.sessionID !== 'string') return false
+      return cookieId !== req.sessionID
+        ? saveUninitializedSession || isModified(req.session)
+        : rollingSessions || (req.session.cookie.expires != null && isModified(req.session))
+    }
+
+    // generate a session if the browser doesn't send a sessionID
+    if (!req.sessionID) {
+      generate()
+      next()
+      return
+    }
+
+    store.get(req.sessionID, function (err, sess) {
+      if (err && err.code !== 'ENOENT') {
+        next(err)
+        return
+      }
+      try {
+        if (err || !sess) generate()
+        else inflate(req, sess)
+      } catch (e) {
+        next(e)
+        return
+      }
+      next()
+    })
+  }
+}
+
+function generateSessionId () {
+  return uid(24)
+}
+
+/**
+ * The session's data as JSON without its top-level `cookie` (changes to the cookie alone never
+ * count as a modification), exactly what express-session hashes: comparing these strings is
+ * comparing its SHA-1 hashes, without the hashing.
+ */
+function stateOf (sess) {
+  const { cookie, ...data } = sess
+  return JSON.stringify(data)
+}
+
+/** The session id from the request's cookie, signature checked, or undefined. */
+function getcookie (req, name, secrets) {
+  const header = req.headers.cookie
+  let raw
+  let val
+  if (header) {
+    raw = readCookie(header, name)
+    if (raw) {
+      if (raw.substr(0, 2) === 's:') {
+        val = unsigncookie(raw.slice(2), secrets)
+        if (val === false) val = undefined
+      }
+    }
+  }
+  // back-compat read from cookieParser() signedCookies data
+  if (!val && req.signedCookies) {
+    val = req.signedCookies[name]
+    if (val) deprecate('cookie should be available in req.headers.cookie')
+  }
+  // back-compat read from cookieParser() cookies data
+  if (!val && req.cookies) {
+    raw = req.cookies[name]
+    if (raw) {
+      if (raw.substr(0, 2) === 's:') {
+        val = unsigncookie(raw.slice(2), secrets)
+        if (val) deprecate('cookie should be available in req.headers.cookie')
+        if (val === false) val = undefined
+      }
+    }
+  }
+  return val
+}
+
+/**
+ * The value of cookie `name` in a Cookie header, exactly as `cookie.parse(header)[name]` gives it
+ * (cookie 0.7: the first occurrence wins, whitespace trimmed, one pair of quotes removed,
+ * percent-decoded when that succeeds), without building an object of every cookie.
+ */
+function readCookie (str, name) {
+  const len = str.length
+  if (len < 2) return undefined
+  let index = 0
+  do {
+    const eqIdx = str.indexOf('=', index)
+    if (eqIdx === -1) break
+    const colonIdx = str.indexOf(';', index)
+    const endIdx = colonIdx === -1 ? len : colonIdx
+    if (eqIdx > endIdx) {
+      // backtrack on prior semicolon
+      index = str.lastIndexOf(';', eqIdx - 1) + 1
+      continue
+    }
+    const keyStart = startIndex(str, index, eqIdx)
+    const keyEnd = endIndex(str, eqIdx, keyStart)
+    if (keyEnd - keyStart === name.length && str.startsWith(name, keyStart)) {
+      let valStart = startIndex(str, eqIdx + 1, endIdx)
+      let valEnd = endIndex(str, endIdx, valStart)
+      if (str.charCodeAt(valStart) === 0x22 && str.charCodeAt(valEnd - 1) === 0x22) {
+        valStart++
+        valEnd--
+      }
+      return tryDecode(str.slice(valStart, valEnd))
+    }
+    index = endIdx + 1
+  } while (index < len)
+  return undefined
+}
+
+function startIndex (str, index, max) {
+  do {
+    const code = str.charCodeAt(index)
+    if (code !== 0x20 && code !== 0x09) return index
+  } while (++index < max)
+  return max
+}
+
+function endIndex (str, index, min) {
+  while (index > min) {
+    const code = str.charCodeAt(--index)
+    if (code !== 0x20 && code !== 0x09) return index + 1
+  }
+  return min
+}
+
+function tryDecode (str) {
+  if (str.indexOf('%') === -1) return str
+  try {
+    return decodeURIComponent(str)
+  } catch {
+    return str
+  }
+}
+
+function issecure (req, trustProxy) {
+  // socket is https server
+  if (req.connection && req.connection.encrypted) return true
+  // do not trust proxy
+  if (trustProxy === false) return false
+  // no explicit trust; try req.secure from express
+  if (trustProxy !== true) return req.secure === true
+  // read the proto from x-forwarded-proto header
+  const header = req.headers['x-forwarded-proto'] || ''
+  const index = header.indexOf(',')
+  const proto = index !== -1 ? header.substr(0, index).toLowerCase().trim() : header.toLowerCase().trim()
+  return proto === 'https'
+}
+
+function setcookie (res, name, val, secret, options) {
+  const signed = 's:' + sign(val, secret)
+  const data = cookie.serialize(name, signed, options)
+  const prev = res.getHeader('Set-Cookie') || []
+  const header = Array.isArray(prev) ? prev.concat(data) : [prev, data]
+  res.setHeader('Set-Cookie', header)
+}
+
+/** Tries every secret in order (key rotation); the value, or false. */
+function unsigncookie (val, secrets) {
+  return secrets.length === 1 ? unsign(val, secrets[0]) : unsign(val, secrets)
+}
+
+session.Store = Store
+session.Cookie = Cookie
+session.Session = Session
+Object.defineProperty(session, 'MemoryStore', { enumerable: true, get: () => require('./memory') })
+
+module.exports = session

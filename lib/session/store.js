@@ -1,0 +1,48 @@
+'use strict'
+// The base class of session stores, as express-session 1.19's Store: an EventEmitter whose
+// `createSession` turns what a store returned into `req.session`. ferrosession's stores extend it,
+// and so can any store written for express-session's.
+
+const { EventEmitter } = require('node:events')
+const util = require('node:util')
+const Cookie = require('./cookie')
+const Session = require('./session')
+
+function Store () {
+  EventEmitter.call(this)
+}
+
+util.inherits(Store, EventEmitter)
+
+/** Destroys the request's session and generates a new one (through `generate`, set by session()). */
+Store.prototype.regenerate = function (req, fn) {
+  const self = this
+  this.destroy(req.sessionID, function (err) {
+    self.generate(req)
+    fn(err)
+  })
+}
+
+/** Loads a Session for `sid` (a helper for apps; the middleware does not use it). */
+Store.prototype.load = function (sid, fn) {
+  const self = this
+  this.get(sid, function (err, sess) {
+    if (err) return fn(err)
+    if (!sess) return fn()
+    const req = { sessionID: sid, sessionStore: self }
+    fn(null, self.createSession(req, sess))
+  })
+}
+
+/** Turns stored data into `req.session`, with a real Cookie (a string `expires` becomes a Date). */
+Store.prototype.createSession = function (req, sess) {
+  const expires = sess.cookie.expires
+  const originalMaxAge = sess.cookie.originalMaxAge
+  sess.cookie = new Cookie(sess.cookie)
+  if (typeof expires === 'string') sess.cookie.expires = new Date(expires)
+  sess.cookie.originalMaxAge = originalMaxAge
+  req.session = new Session(req, sess)
+  return req.session
+}
+
+module.exports = Store
