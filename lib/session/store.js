@@ -8,11 +8,24 @@ const util = require('node:util')
 const Cookie = require('./cookie')
 const Session = require('./session')
 
+/**
+ * An EventEmitter; where express-session is installed, by way of its Store, so that our stores
+ * (and stores built on this class) are `instanceof` express-session's Store too, as apps that
+ * switch only their store expect. Every method used is defined here either way.
+ */
+const Base = (() => {
+  try {
+    return require('express-session').Store
+  } catch {
+    return EventEmitter
+  }
+})()
+
 function Store () {
-  EventEmitter.call(this)
+  Base.call(this)
 }
 
-util.inherits(Store, EventEmitter)
+util.inherits(Store, Base)
 
 /** Destroys the request's session and generates a new one (through `generate`, set by session()). */
 Store.prototype.regenerate = function (req, fn) {
