@@ -10,7 +10,7 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 export declare class Dispatcher {
-  constructor(callback: (ids: number[], codes: (string | null)[], messages: (string | null)[], values: (string | (string | null)[] | number | null)[]) => void)
+  constructor(callback: (ids: number[], codes: (string | null)[], messages: (string | null)[], values: (string | (string | null)[] | number | null)[], expiries: number[]) => void)
   /**
    * `true` while requests are in flight: the process stays alive until they are answered.
    * `false` when none is left, so an idle app exits on its own.
@@ -29,20 +29,25 @@ export declare class NativeStore {
   static memory(dispatcher: Dispatcher, storeId: number, options: MemoryOptions): NativeStore
   /** Whether this store answers from the call itself (no I/O); JS then never batches its requests. */
   get runsInline(): boolean
-  get(id: number, sid: string, nowMs: number): undefined | null | string | (string | null)[] | number
+  get(id: number, sid: string, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
   /** `expires_at_ms` NaN: the session never expires (`disableTTL`). */
-  set(id: number, sid: string, value: string, expiresAtMs: number, nowMs: number): undefined | null | string | (string | null)[] | number
-  touch(id: number, sid: string, value: string, expiresAtMs: number, nowMs: number): undefined | null | string | (string | null)[] | number
-  destroy(id: number, sid: string): undefined | null | string | (string | null)[] | number
-  ids(id: number, nowMs: number): undefined | null | string | (string | null)[] | number
+  set(id: number, sid: string, value: string, expiresAtMs: number, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
+  /** Moves the expiry only (the stored text keeps its cookie). */
+  touch(id: number, sid: string, expiresAtMs: number, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
+  /** How much later than asked this backend may expire a session (its granularity), in ms. */
+  get expiryPrecisionMs(): number
+  /** Whether the expiry reads report runs on the real clock (Redis's TTL). */
+  get expiryOnRealClock(): boolean
+  destroy(id: number, sid: string): undefined | null | string | (string | null)[] | number | [string, number]
+  ids(id: number, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
   /** Answers a flat list `[sid1, value1, sid2, value2, ...]`: one array, no object per session. */
-  all(id: number, nowMs: number): undefined | null | string | (string | null)[] | number
-  length(id: number, nowMs: number): undefined | null | string | (string | null)[] | number
-  clear(id: number): undefined | null | string | (string | null)[] | number
+  all(id: number, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
+  length(id: number, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
+  clear(id: number): undefined | null | string | (string | null)[] | number | [string, number]
   /** Answers the number of rows removed, or -1 when another process held the prune lock. */
-  prune(id: number, nowMs: number): undefined | null | string | (string | null)[] | number
+  prune(id: number, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
   /** For the tests and `ready()`: a round trip to the backend. */
-  ping(id: number): undefined | null | string | (string | null)[] | number
+  ping(id: number): undefined | null | string | (string | null)[] | number | [string, number]
   /**
    * Many get/set/touch/destroy requests in one call: the ones JS issued during one turn of the
    * event loop. One call and one wake-up of the runtime instead of one each per request; inside
@@ -60,7 +65,7 @@ export declare class NativeStore {
    * Test hook for the panic guard: panics inside a spawned task, as a bug in a backend would.
    * Refused unless the process was started with FERROSESSION_TEST_HOOKS=1.
    */
-  panicInTask(id: number): undefined | null | string | (string | null)[] | number
+  panicInTask(id: number): undefined | null | string | (string | null)[] | number | [string, number]
 }
 
 /** Every callback fires within this many ms unless the store says otherwise (`commandTimeout`). */
@@ -125,6 +130,12 @@ export interface PostgresOptions {
  * become an unhandled rejection instead.
  */
 export declare function raiseUncaught(error: unknown): void
+
+/**
+ * The system's real time in epoch ms: JS compares it with Date.now() to tell whether its clock
+ * is faked (a test's fake timers), before trusting an expiry that runs on the real clock.
+ */
+export declare function realNowMs(): number
 
 export interface RedisOptions {
   /**

@@ -846,4 +846,5 @@ module.exports.OP_GET = nativeBinding.OP_GET
 module.exports.OP_SET = nativeBinding.OP_SET
 module.exports.OP_TOUCH = nativeBinding.OP_TOUCH
 module.exports.raiseUncaught = nativeBinding.raiseUncaught
+module.exports.realNowMs = nativeBinding.realNowMs
 module.exports.signature = nativeBinding.signature

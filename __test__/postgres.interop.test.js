@@ -44,10 +44,16 @@ test('a row written by connect-pg-simple is read, touched and destroyed by Postg
   expect(await ours.get('theirs-1')).toEqual(JSON.parse(JSON.stringify(sess)))
 
   const later = { ...sess, cookie: { ...sess.cookie, expires: new Date(Date.now() + 7200000).toISOString() } }
+  const before = (await row('theirs-1')).sess
   await ours.touch('theirs-1', later)
   await call(theirs, 'set', 'theirs-2', later)
+  await call(theirs, 'touch', 'theirs-2', later)
+  // Touch sends only the new expiry: `expire` becomes what connect-pg-simple's own touch writes,
+  // and the server rewrites the 24 characters of the cookie's `expires` in `sess`, nothing else.
   expect((await row('theirs-1')).expire).toBe((await row('theirs-2')).expire)
+  expect((await row('theirs-1')).sess).toBe(before.replace(sess.cookie.expires, later.cookie.expires))
   expect((await call(theirs, 'get', 'theirs-1')).cookie.expires).toBe(later.cookie.expires)
+  expect((await ours.get('theirs-1')).cookie.expires).toBe(later.cookie.expires)
 
   await ours.destroy('theirs-1')
   expect(await call(theirs, 'get', 'theirs-1')).toBeUndefined() // connect-pg-simple's miss
@@ -64,6 +70,16 @@ test('PostgresStore writes the same sess text and expire as connect-pg-simple, a
     else expect(Math.abs(Date.parse(b.expire) - Date.parse(a.expire))).toBeLessThanOrEqual(1000)
     expect(await call(theirs, 'get', 'pair-ours')).toEqual(JSON.parse(a.sess))
   }
+})
+
+test('a session connect-pg-simple touched is read with its moved expiry', async () => {
+  const sess = sessionData(60000, { v: 1 })
+  await ours.set('touched-by-them', sess)
+  const later = { ...sess, cookie: { ...sess.cookie, expires: new Date(Date.now() + 3600000).toISOString() } }
+  await call(theirs, 'touch', 'touched-by-them', later)
+  const got = await ours.get('touched-by-them')
+  expect(Date.parse(got.cookie.expires) - Date.parse(later.cookie.expires)).toBeGreaterThanOrEqual(0)
+  expect(Date.parse(got.cookie.expires) - Date.parse(later.cookie.expires)).toBeLessThan(1000)
 })
 
 test('a table PostgresStore creates is the table connect-pg-simple creates', async () => {

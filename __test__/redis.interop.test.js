@@ -50,6 +50,29 @@ test('a session written by connect-redis is read, touched and destroyed by Redis
   expect(await client.exists(prefix + 'theirs-1')).toBe(0)
 })
 
+test('a session connect-redis touched (EXPIRE only, the stored cookie unchanged) is read with its real expiry', async () => {
+  const sess = sessionData(60000, { v: 1 })
+  await call(theirs, 'set', 'touched-by-them', sess)
+  const later = { ...sess, cookie: { ...sess.cookie, expires: new Date(Date.now() + 3600000).toISOString() } }
+  await call(theirs, 'touch', 'touched-by-them', later)
+  expect(JSON.parse(await client.get(prefix + 'touched-by-them')).cookie.expires).toBe(sess.cookie.expires)
+  const got = await ours.get('touched-by-them')
+  // PTTL in the same round trip: the expiry Redis holds, within connect-redis's whole seconds.
+  expect(Math.abs(Date.parse(got.cookie.expires) - Date.parse(later.cookie.expires))).toBeLessThan(1100)
+})
+
+test('our touch sends only the new expiry and updates the stored cookie in place, as connect-redis reads it', async () => {
+  const sess = sessionData(60000, { v: 1, user: 'zoë\u2028' })
+  await ours.set('touched-by-us', sess)
+  const raw = await client.get(prefix + 'touched-by-us')
+  const later = { ...sess, cookie: { ...sess.cookie, expires: new Date(Date.now() + 3600000).toISOString() } }
+  await ours.touch('touched-by-us', later)
+  const after = await client.get(prefix + 'touched-by-us')
+  expect(after).toBe(raw.replace(sess.cookie.expires, later.cookie.expires)) // the same bytes but the 24 of expires
+  expect(await client.pTTL(prefix + 'touched-by-us')).toBeGreaterThan(3590000)
+  expect((await call(theirs, 'get', 'touched-by-us')).cookie.expires).toBe(later.cookie.expires)
+})
+
 test('RedisStore writes the same bytes and TTL as connect-redis, and connect-redis reads them', async () => {
   for (const sess of [tricky(3600000), { cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' }, v: 1 }]) {
     await call(theirs, 'set', 'pair-theirs', sess)

@@ -40,12 +40,17 @@ describe('connect-session-knex 5 on the same file', () => {
 
   test('a session written by connect-session-knex is read, touched and destroyed by SqliteStore', async () => {
     const sess = sessionData(3600000, { user: 'zoë', big: 1e21 })
+    // connect-session-knex computes `expired` from express-session's Cookie#maxAge getter.
+    Object.defineProperty(sess.cookie, 'maxAge', { get () { return Date.parse(this.expires) - Date.now() } })
     await call('set', 'theirs', sess)
-    expect(await ours.get('theirs')).toEqual(sess)
+    expect(await ours.get('theirs')).toEqual(JSON.parse(JSON.stringify(sess)))
     const later = { ...sess, cookie: { ...sess.cookie, expires: new Date(Date.now() + 7200000).toISOString() } }
+    const before = raw('theirs').sess
     await ours.touch('theirs', later)
+    // Touch moves `expired` only, as connect-session-knex's touch does; `sess` keeps its cookie.
     expect(raw('theirs').expired).toBe(later.cookie.expires)
-    expect((await call('get', 'theirs')).cookie.expires).toBe(later.cookie.expires)
+    expect(raw('theirs').sess).toBe(before)
+    expect((await ours.get('theirs')).cookie.expires).toBe(later.cookie.expires) // reported from `expired`
     await ours.destroy('theirs')
     expect(await call('get', 'theirs')).toBeNull()
   })
@@ -145,9 +150,15 @@ test('stores whose first requests all reach a brand-new file at once set it up w
   expect(await many[0].length()).toBe(80)
 })
 
-test('a serialised session that looks like a number survives the json column\'s NUMERIC affinity', async () => {
-  const numeric = { stringify: () => '0', parse: JSON.parse }
+test('a serialised session that looks like a number survives the json column\'s NUMERIC affinity, or is refused', async () => {
+  let text = '0'
+  const numeric = { stringify: () => text, parse: JSON.parse }
   const s = store({ path: path.join(dir, 'affinity.sqlite'), serializer: numeric })
   await s.set('n', sessionData())
+  expect(await s.get('n')).toBe(0)
+  text = '+0' // SQLite would keep it as the number 0: refused, and the stored one is kept
+  const err = await s.set('n', sessionData()).then(() => null, (e) => e)
+  expect(err.code).toBe('ESESSION_INVALID')
+  expect(err.message).toMatch(/would be stored by SQLite as the number 0/)
   expect(await s.get('n')).toBe(0)
 })

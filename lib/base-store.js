@@ -58,6 +58,8 @@ class NativeBackedStore extends Store {
   _attach (core) {
     this._native = core
     this._inline = core.runsInline
+    this._precision = core.expiryPrecisionMs
+    this._realClockExpiry = core.expiryOnRealClock
   }
 
   // --- express-session's API ---------------------------------------------------------------
@@ -66,15 +68,33 @@ class NativeBackedStore extends Store {
     return this._run('get', cb, (done) => {
       this._checkSid('get', sid)
       const now = Date.now()
-      this._request('get', (err, text) => {
+      this._request('get', (err, text, expiresAt) => {
         if (err) return err.code === CODES.unparsable ? this._unreadable(sid, err.message, done) : done(err)
+        if (Array.isArray(text)) [text, expiresAt] = text // an inline backend's answer
         if (text === null || text === undefined) return done(null, null)
         this._parse('get', text, (err, sess) => {
           if (err) return this._unreadable(sid, err.message, done)
+          this._reportExpiry(sess, expiresAt)
           done(null, hasExpired(sess, Date.now()) ? null : sess)
         })
       }, sid, undefined, undefined, now)
     })
+  }
+
+  /**
+   * touch moves only the backend's expiry (the stored text keeps the cookie it was written with,
+   * as connect-redis's does), so a read reports the backend's real expiry in `cookie.expires` when
+   * it is later than the stored one by more than the backend's granularity. Sessions without a
+   * cookie expiry (browser-session cookies) are left as they are.
+   */
+  _reportExpiry (sess, expiresAt) {
+    if (!(expiresAt > 0) || !sess || typeof sess !== 'object' || !sess.cookie || !sess.cookie.expires) return
+    // A TTL counted in real time (Redis) maps onto the JS clock only while that clock is real: a
+    // test that fakes it keeps the stored cookie's expiry, which touch keeps current.
+    if (this._realClockExpiry && Math.abs(Date.now() - binding.realNowMs()) > 20) return
+    const stored = new Date(sess.cookie.expires).getTime()
+    if (!(expiresAt > stored + this._precision)) return
+    sess.cookie.expires = typeof sess.cookie.expires === 'string' ? new Date(expiresAt).toISOString() : new Date(expiresAt)
   }
 
   set (sid, sess, cb) {
@@ -84,11 +104,21 @@ class NativeBackedStore extends Store {
     })
   }
 
+  /** Moves the session's expiry to its cookie's new one; the stored text is not rewritten. */
   touch (sid, sess, cb) {
     return this._run('touch', cb, (done) => {
       this._checkSid('touch', sid)
       if (this.disableTouch) return later(done, null)
-      this._write('touch', sid, sess, done)
+      const now = Date.now()
+      let at
+      try {
+        at = expiresAt(sess, this, now)
+      } catch (err) {
+        throw invalidInput(this._backend, 'touch', err.message)
+      }
+      // Already expired: leave it to expire (touch never deletes, nor recreates).
+      if (at !== null && at <= now) return later(done, null)
+      this._request('touch', (err) => done(err), sid, undefined, at === null ? NaN : at, now)
     })
   }
 
@@ -251,6 +281,7 @@ class NativeBackedStore extends Store {
     if (this._inline || big || (this._batch === null && native.inFlight() === 0)) {
       if (method === 'get') return this._call(method, done, sid, now)
       if (method === 'destroy') return this._call(method, done, sid)
+      if (method === 'touch') return this._call(method, done, sid, at, now)
       return this._call(method, done, sid, text, at, now)
     }
     let b = this._batch
@@ -278,6 +309,7 @@ class NativeBackedStore extends Store {
     }
   }
 
+  /** set: serialise (once), compute the expiry, write; an already expired session is deleted. */
   _write (op, sid, sess, done) {
     const text = this._stringify(op, sess)
     const now = Date.now()

@@ -15,8 +15,11 @@ let nextRequestId = 1
 let nextStoreId = 1
 let keptAlive = false
 
-/** Every answer that arrived since the last call: parallel arrays, one entry per answer. */
-function onReplies (ids, codes, messages, values) {
+/**
+ * Every answer that arrived since the last call: parallel arrays, one entry per answer (`expiries`:
+ * a session's expiry as the backend holds it, NaN when there is none).
+ */
+function onReplies (ids, codes, messages, values, expiries) {
   let thrown = null
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i]
@@ -29,7 +32,7 @@ function onReplies (ids, codes, messages, values) {
     pending.delete(id)
     const code = codes[i]
     try {
-      done(code === null ? null : storeError(code, messages[i]), values[i])
+      done(code === null ? null : storeError(code, messages[i]), values[i], expiries[i])
     } catch (err) {
       // A throwing app callback surfaces as an uncaught exception, as from any I/O callback,
       // after the answers queued behind it have been delivered.

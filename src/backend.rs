@@ -10,6 +10,27 @@ use async_trait::async_trait;
 
 use crate::error::{BackendError, BackendResult};
 
+/// A stored session as read back: the text, and when the backend will expire it (epoch ms, on
+/// the JS clock), which a cheap `touch` may have moved past the cookie the text was written with.
+pub struct Stored {
+  pub value: String,
+  pub expires_at_ms: Option<f64>,
+}
+
+/// One request of a batch.
+pub enum Request {
+  Get { sid: String, now_ms: f64 },
+  Set { sid: String, value: String, expires_at_ms: Option<f64>, now_ms: f64 },
+  Touch { sid: String, expires_at_ms: Option<f64>, now_ms: f64 },
+  Destroy { sid: String },
+}
+
+/// The answer to one request of a batch.
+pub enum Reply {
+  Got(Option<Stored>),
+  Done,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
   /// Short name used in every error message: `redis`, `postgres`, `sqlite`, `memory`.
@@ -22,15 +43,28 @@ pub trait Backend: Send + Sync + 'static {
     false
   }
 
-  /// The stored value of a session that is unexpired at `now_ms`, or `None`.
-  async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<String>>;
+  /// How much later than asked a backend may expire a session (its expiry's granularity), in ms:
+  /// JS trusts a reported expiry over the cookie's only when it is later by more than this.
+  fn expiry_precision_ms(&self) -> f64 {
+    0.0
+  }
+
+  /// Whether the expiry a read reports runs on the real clock (a server-side TTL) rather than the
+  /// JS clock that wrote it: JS then trusts it only while its clock is the real one.
+  fn expiry_on_real_clock(&self) -> bool {
+    false
+  }
+
+  /// The stored session that is unexpired at `now_ms`, with its real expiry, or `None`.
+  async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<Stored>>;
 
   /// Insert or replace. `expires_at_ms: None` means "never expires" (connect-redis's `disableTTL`).
   async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()>;
 
-  /// Rewrite value and expiry only if the session is still live at `now_ms`: never recreates a
-  /// destroyed or expired one.
-  async fn touch(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()>;
+  /// Move the expiry of a session that is still live at `now_ms`, and nothing else (the stored text
+  /// keeps the cookie it was written with, as connect-redis's does): never recreates a destroyed
+  /// or expired session. `None`: the session never expires (nothing to move).
+  async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()>;
 
   /// Remove; an unknown sid is not an error.
   async fn destroy(&self, sid: &str) -> BackendResult<()>;
@@ -61,6 +95,12 @@ pub trait Backend: Send + Sync + 'static {
   /// Release connections for good: every later request fails with `ESESSION_CLOSED`, and
   /// nothing is reopened.
   async fn close(&self);
+
+  /// Runs the requests JS issued in one turn together. `None`: this backend has nothing better
+  /// than running them one by one (the caller then does). Redis sends them as one pipeline.
+  async fn run_batch(&self, _requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
+    None
+  }
 }
 
 /// Stored bytes as the text JS will parse. Bytes that are not UTF-8 can never be a session the

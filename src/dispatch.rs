@@ -7,9 +7,10 @@
 //! stop answers from arriving. What keeps Node alive while requests are in flight is this
 //! threadsafe function itself, referenced by `keepAlive(true)` and released by `keepAlive(false)`.
 //!
-//! JS receives four arrays, one entry per answer, `(ids, codes, messages, values)`:
+//! JS receives five arrays, one entry per answer, `(ids, codes, messages, values, expiries)`:
 //! - `id > 0`: the answer to request `id`; `code`/`message` are set on failure, `value` is a
 //!   string (one session), a string list (ids, or sid/value pairs), a number, or null.
+//!   `expiry` is the backend's expiry of a session read back (epoch ms), NaN otherwise.
 //! - `id == 0`: a store event; `code` is the event name (`connect`/`disconnect`), `message`
 //!   the reason, `value` the store's id.
 
@@ -28,7 +29,8 @@ use crate::error::{BackendError, BackendResult, ErrorKind};
 
 pub enum Value {
   Nothing,
-  Text(String),
+  /// A session read back, with the backend's expiry for it (epoch ms; NaN: none).
+  Stored(String, f64),
   List(Vec<String>),
   /// `[sid1, value1, sid2, value2, ...]`; a `None` value could not be read as text.
   Pairs(Vec<Option<String>>),
@@ -42,7 +44,7 @@ pub struct Reply {
 }
 
 type JsValueOut = Option<Either3<String, Vec<Option<String>>, f64>>;
-type Columns = (Vec<u32>, Vec<Option<String>>, Vec<Option<String>>, Vec<JsValueOut>);
+type Columns = (Vec<u32>, Vec<Option<String>>, Vec<Option<String>>, Vec<JsValueOut>, Vec<f64>);
 type JsArgs = FnArgs<Columns>;
 /// Weak: an idle store must not keep Node alive. JS references it while requests are in flight.
 type Tsfn = ThreadsafeFunction<(), (), JsArgs, Status, false, true>;
@@ -59,7 +61,7 @@ impl Dispatcher {
   #[napi(
     constructor,
     catch_unwind,
-    ts_args_type = "callback: (ids: number[], codes: (string | null)[], messages: (string | null)[], values: (string | (string | null)[] | number | null)[]) => void"
+    ts_args_type = "callback: (ids: number[], codes: (string | null)[], messages: (string | null)[], values: (string | (string | null)[] | number | null)[], expiries: number[]) => void"
   )]
   pub fn new(callback: Function<'_, JsArgs, ()>) -> napi::Result<Self> {
     let queue: Queue = Arc::new(Mutex::new(Vec::new()));
@@ -108,6 +110,7 @@ fn columns(replies: Vec<Reply>) -> Columns {
   let mut codes = Vec::with_capacity(replies.len());
   let mut messages = Vec::with_capacity(replies.len());
   let mut values = Vec::with_capacity(replies.len());
+  let mut expiries = Vec::with_capacity(replies.len());
   for Reply { id, error, value } in replies {
     ids.push(id);
     let (code, message) = match error {
@@ -116,15 +119,16 @@ fn columns(replies: Vec<Reply>) -> Columns {
     };
     codes.push(code);
     messages.push(message);
+    expiries.push(if let Value::Stored(_, at) = &value { *at } else { f64::NAN });
     values.push(match value {
       Value::Nothing => None,
-      Value::Text(s) => Some(Either3::A(s)),
+      Value::Stored(s, _) => Some(Either3::A(s)),
       Value::List(l) => Some(Either3::B(l.into_iter().map(Some).collect())),
       Value::Pairs(p) => Some(Either3::B(p)),
       Value::Number(n) => Some(Either3::C(n)),
     });
   }
-  (ids, codes, messages, values)
+  (ids, codes, messages, values, expiries)
 }
 
 /// What a store keeps of the dispatcher: cheap to clone into every spawned task.

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use napi_derive::napi;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Stored};
 use crate::error::{BackendError, BackendResult};
 
 #[napi(object)]
@@ -115,24 +115,12 @@ impl MemoryBackend {
     self.lru.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
   }
 
-  fn write(
-    &self,
-    sid: &str,
-    value: &str,
-    expires_at_ms: Option<f64>,
-    now: f64,
-    only_if_live: bool,
-  ) -> BackendResult<()> {
+  fn write(&self, sid: &str, value: &str, expires_at_ms: Option<f64>) -> BackendResult<()> {
     let size = sid.len() + value.len();
     if self.max_bytes.is_some_and(|limit| size > limit) {
-      return Err(BackendError::invalid(format!(
-        "the session is {size} bytes, more than maxBytes allows in total"
-      )));
+      return Err(BackendError::invalid(format!("the session is {size} bytes, more than maxBytes allows in total")));
     }
     let mut lru = self.lock();
-    if only_if_live && !lru.entries.get(sid).is_some_and(|e| e.expires_at_ms > now) {
-      return Ok(());
-    }
     lru.insert(
       sid.to_string(),
       value.to_string(),
@@ -157,10 +145,13 @@ impl Backend for MemoryBackend {
     true
   }
 
-  async fn get(&self, sid: &str, now: f64) -> BackendResult<Option<String>> {
+  async fn get(&self, sid: &str, now: f64) -> BackendResult<Option<Stored>> {
     let mut lru = self.lock();
     let value = match lru.entries.get(sid) {
-      Some(e) if e.expires_at_ms > now => Some(e.value.clone()),
+      Some(e) if e.expires_at_ms > now => {
+        let expires_at_ms = e.expires_at_ms.is_finite().then_some(e.expires_at_ms);
+        Some(Stored { value: e.value.clone(), expires_at_ms })
+      }
       Some(_) => {
         lru.remove(sid); // expired: removed on access
         return Ok(None);
@@ -173,12 +164,19 @@ impl Backend for MemoryBackend {
     Ok(value)
   }
 
-  async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now: f64) -> BackendResult<()> {
-    self.write(sid, value, expires_at_ms, now, false)
+  async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, _now: f64) -> BackendResult<()> {
+    self.write(sid, value, expires_at_ms)
   }
 
-  async fn touch(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now: f64) -> BackendResult<()> {
-    self.write(sid, value, expires_at_ms, now, true)
+  async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now: f64) -> BackendResult<()> {
+    let mut lru = self.lock();
+    if let Some(e) = lru.entries.get_mut(sid)
+      && e.expires_at_ms > now
+    {
+      e.expires_at_ms = expires_at_ms.unwrap_or(f64::INFINITY);
+      lru.bump(sid);
+    }
+    Ok(())
   }
 
   async fn destroy(&self, sid: &str) -> BackendResult<()> {
@@ -263,7 +261,7 @@ mod tests {
     for sid in ["a", "b"] {
       ok(m.set(sid, "{}", later(), NOW));
     }
-    assert_eq!(ok(m.get("a", NOW)).as_deref(), Some("{}")); // a is now recent
+    assert_eq!(ok(m.get("a", NOW)).map(|s| s.value).as_deref(), Some("{}")); // a is now recent
     ok(m.set("c", "{}", later(), NOW));
     let mut ids = ok(m.ids(NOW));
     ids.sort();
@@ -287,10 +285,10 @@ mod tests {
   #[test]
   fn touch_never_recreates_and_expired_entries_are_gone() {
     let m = store(None, None);
-    ok(m.touch("ghost", "{}", later(), NOW));
+    ok(m.touch("ghost", later(), NOW));
     assert_eq!(m.lock().entries.len(), 0);
     ok(m.set("old", "{}", Some(NOW - 1.0), NOW));
-    assert_eq!(ok(m.get("old", NOW)), None);
+    assert!(ok(m.get("old", NOW)).is_none());
     assert_eq!(m.lock().entries.len(), 0);
   }
 
@@ -298,7 +296,10 @@ mod tests {
   fn expiry_follows_the_clock_it_is_given() {
     let m = store(None, None);
     ok(m.set("s", "{}", Some(NOW + 1000.0), NOW));
-    assert!(ok(m.get("s", NOW + 999.0)).is_some());
+    assert_eq!(ok(m.get("s", NOW + 999.0)).and_then(|s| s.expires_at_ms), Some(NOW + 1000.0));
+    ok(m.touch("s", Some(NOW + 5000.0), NOW + 999.0)); // moves the expiry, keeps the text
+    assert_eq!(ok(m.get("s", NOW + 1000.0)).and_then(|s| s.expires_at_ms), Some(NOW + 5000.0));
+    ok(m.set("s", "{}", Some(NOW + 1000.0), NOW));
     assert_eq!(ok(m.length(NOW + 1000.0)), 0);
     assert_eq!(ok(m.prune(NOW + 1000.0)), Some(1));
   }

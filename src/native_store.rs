@@ -9,11 +9,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use napi::bindgen_prelude::{Either5, Null};
+use napi::bindgen_prelude::{Either6, Null};
 use napi_derive::napi;
 use tokio::time::Instant;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Reply, Request, Stored};
 use crate::defaults;
 use crate::dispatch::{Dispatcher, Sender, Value, panic_error, spawn_guarded};
 use crate::error::{BackendError, BackendResult};
@@ -39,7 +39,7 @@ pub const OP_DESTROY: u32 = 3;
 /// (`()` is `undefined`: napi turns `Option::None` into `null`, which is an answer here.)
 /// Each method spells this type for TypeScript (`ts_return_type`): an alias would leak into
 /// binding.d.ts as an undeclared name.
-type Immediate = Either5<(), Null, String, Vec<Option<String>>, f64>;
+type Immediate = Either6<(), Null, String, Vec<Option<String>>, f64, (String, f64)>;
 
 #[napi]
 pub struct NativeStore {
@@ -105,7 +105,7 @@ impl NativeStore {
 
   #[napi(
     catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number"
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
   pub fn get(&self, id: u32, sid: String, now_ms: f64) -> Immediate {
     let deadline = self.core.deadline();
@@ -119,7 +119,7 @@ impl NativeStore {
   /// `expires_at_ms` NaN: the session never expires (`disableTTL`).
   #[napi(
     catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number"
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
   pub fn set(&self, id: u32, sid: String, value: String, expires_at_ms: f64, now_ms: f64) -> Immediate {
     let deadline = self.core.deadline();
@@ -130,22 +130,28 @@ impl NativeStore {
     )
   }
 
-  #[napi(
-    catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number"
-  )]
-  pub fn touch(&self, id: u32, sid: String, value: String, expires_at_ms: f64, now_ms: f64) -> Immediate {
+  /// Moves the expiry only (the stored text keeps its cookie).
+  #[napi(catch_unwind, ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]")]
+  pub fn touch(&self, id: u32, sid: String, expires_at_ms: f64, now_ms: f64) -> Immediate {
     let deadline = self.core.deadline();
-    immediate(
-      self
-        .core
-        .run_coded(id, OP_TOUCH, sid, value, expires_at_ms, now_ms, deadline),
-    )
+    immediate(self.core.run_coded(id, OP_TOUCH, sid, String::new(), expires_at_ms, now_ms, deadline))
+  }
+
+  /// How much later than asked this backend may expire a session (its granularity), in ms.
+  #[napi(getter)]
+  pub fn expiry_precision_ms(&self) -> f64 {
+    self.core.backend.expiry_precision_ms()
+  }
+
+  /// Whether the expiry reads report runs on the real clock (Redis's TTL).
+  #[napi(getter)]
+  pub fn expiry_on_real_clock(&self) -> bool {
+    self.core.backend.expiry_on_real_clock()
   }
 
   #[napi(
     catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number"
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
   pub fn destroy(&self, id: u32, sid: String) -> Immediate {
     let deadline = self.core.deadline();
@@ -158,7 +164,7 @@ impl NativeStore {
 
   #[napi(
     catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number"
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
   pub fn ids(&self, id: u32, now_ms: f64) -> Immediate {
     immediate(self.core.run(id, "ids", self.core.deadline(), move |b| async move {
@@ -169,7 +175,7 @@ impl NativeStore {
   /// Answers a flat list `[sid1, value1, sid2, value2, ...]`: one array, no object per session.
   #[napi(
     catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number"
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
   pub fn all(&self, id: u32, now_ms: f64) -> Immediate {
     immediate(self.core.run(id, "all", self.core.deadline(), move |b| async move {
@@ -185,7 +191,7 @@ impl NativeStore {
 
   #[napi(
     catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number"
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
   pub fn length(&self, id: u32, now_ms: f64) -> Immediate {
     immediate(self.core.run(id, "length", self.core.deadline(), move |b| async move {
@@ -195,7 +201,7 @@ impl NativeStore {
 
   #[napi(
     catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number"
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
   pub fn clear(&self, id: u32) -> Immediate {
     immediate(self.core.run(id, "clear", self.core.deadline(), |b| async move {
@@ -206,7 +212,7 @@ impl NativeStore {
   /// Answers the number of rows removed, or -1 when another process held the prune lock.
   #[napi(
     catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number"
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
   pub fn prune(&self, id: u32, now_ms: f64) -> Immediate {
     immediate(self.core.run(id, "prune", self.core.deadline(), move |b| async move {
@@ -217,7 +223,7 @@ impl NativeStore {
   /// For the tests and `ready()`: a round trip to the backend.
   #[napi(
     catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number"
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
   pub fn ping(&self, id: u32) -> Immediate {
     immediate(self.core.run(id, "ping", self.core.deadline(), |b| async move {
@@ -243,29 +249,17 @@ impl NativeStore {
   ) {
     let core = self.core.clone();
     let deadline = core.deadline();
-    let jobs = ids
+    let jobs: Vec<(u32, u32, String, String, f64, f64)> = ids
       .into_iter()
       .zip(ops)
       .zip(sids)
       .zip(values)
-      .zip(expires_at_ms.into_iter().zip(now_ms));
-    let jobs: Vec<_> = jobs
+      .zip(expires_at_ms.into_iter().zip(now_ms))
       .map(|((((id, op), sid), value), (at, now))| (id, op, sid, value, at, now))
       .collect();
     let fallback = core.clone();
     let ids: Vec<u32> = jobs.iter().map(|job| job.0).collect();
-    let started = crate::runtime::spawn(async move {
-      for (id, op, sid, value, at, now) in jobs {
-        // A panic here would strand the requests after it: each is answered whatever happens.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| {
-          core.run_coded(id, op, sid, value, at, now, deadline)
-        })) {
-          Ok(None) => {}
-          Ok(Some(value)) => core.sender.answer(id, Ok(value)), // an inline backend answered at once
-          Err(panic) => core.fail(id, "batch", &panic_error(&panic)),
-        }
-      }
-    });
+    let started = crate::runtime::spawn(async move { core.run_batch(jobs, deadline).await });
     if !started {
       let err = BackendError::unavailable("the native runtime could not start its thread");
       for id in ids {
@@ -303,7 +297,7 @@ impl NativeStore {
   /// Refused unless the process was started with FERROSESSION_TEST_HOOKS=1.
   #[napi(
     catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number"
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
   pub fn panic_in_task(&self, id: u32) -> Immediate {
     let enabled = test_hooks_enabled();
@@ -359,9 +353,88 @@ impl Core {
   }
 
   fn fail(&self, id: u32, op: &str, err: &BackendError) {
-    self
-      .sender
-      .answer(id, Err((err.kind, err.message(self.backend.name(), op))));
+    self.sender.answer(id, Err((err.kind, err.message(self.backend.name(), op))));
+  }
+
+  /// Answers request `id` with `outcome`, announcing an outage it reveals.
+  fn conclude(&self, id: u32, op: &str, outcome: BackendResult<Value>) {
+    match outcome {
+      Ok(value) => self.sender.answer(id, Ok(value)),
+      Err(err) => {
+        let message = err.message(self.backend.name(), op);
+        if err.kind.is_outage() {
+          self.health.saw_outage(&self.backend, message.clone(), self.connect_timeout);
+        }
+        self.sender.answer(id, Err((err.kind, message)));
+      }
+    }
+  }
+
+  /// A batch: handed to the backend whole when it can do better than one by one (Redis sends
+  /// one pipeline), under the batch's deadline and a panic guard; otherwise request by request.
+  async fn run_batch(&self, jobs: Vec<(u32, u32, String, String, f64, f64)>, deadline: Instant) {
+    if self.health.is_closed() {
+      for (id, ..) in &jobs {
+        self.fail(*id, "batch", &BackendError::closed());
+      }
+      return;
+    }
+    let mut requests = Vec::with_capacity(jobs.len());
+    let mut answered_by: Vec<(u32, &'static str)> = Vec::with_capacity(jobs.len());
+    for (id, op, sid, value, at, now) in &jobs {
+      let expires_at_ms = if at.is_nan() { None } else { Some(*at) };
+      let request = match *op {
+        OP_GET => Request::Get { sid: sid.clone(), now_ms: *now },
+        OP_SET => Request::Set { sid: sid.clone(), value: value.clone(), expires_at_ms, now_ms: *now },
+        OP_TOUCH => Request::Touch { sid: sid.clone(), expires_at_ms, now_ms: *now },
+        OP_DESTROY => Request::Destroy { sid: sid.clone() },
+        _ => {
+          self.fail(*id, "batch", &BackendError::invalid(format!("unknown request code {op}")));
+          continue;
+        }
+      };
+      if !(now.is_finite() || *op == OP_DESTROY) || expires_at_ms.is_some_and(|at| !at.is_finite()) {
+        self.fail(*id, op_name(*op), &BackendError::invalid("expiry and now must be finite numbers"));
+        continue;
+      }
+      requests.push(request);
+      answered_by.push((*id, op_name(*op)));
+    }
+    let backend = self.backend.clone();
+    let whole = AssertUnwindSafe(tokio::time::timeout_at(deadline, backend.run_batch(&requests))).catch_unwind().await;
+    let results = match whole {
+      Ok(Ok(Some(results))) => results,
+      Ok(Ok(None)) => {
+        // One by one: each its own task, as if JS had called them separately.
+        for (id, op, sid, value, at, now) in jobs {
+          if answered_by.iter().any(|(i, _)| *i == id) {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| self.run_coded(id, op, sid, value, at, now, deadline))) {
+              Ok(None) => {}
+              Ok(Some(value)) => self.sender.answer(id, Ok(value)), // an inline backend answered at once
+              Err(panic) => self.fail(id, "batch", &panic_error(&panic)),
+            }
+          }
+        }
+        return;
+      }
+      Ok(Err(_elapsed)) => {
+        let err = BackendError::timeout(format!("no answer within {} ms (commandTimeout)", self.command_timeout.as_millis()));
+        answered_by.iter().for_each(|(id, op)| self.conclude(*id, op, Err(err.clone())));
+        return;
+      }
+      Err(panic) => {
+        let err = panic_error(&panic);
+        answered_by.iter().for_each(|(id, op)| self.fail(*id, op, &err));
+        return;
+      }
+    };
+    for ((id, op), result) in answered_by.into_iter().zip(results) {
+      let outcome = result.map(|reply| match reply {
+        Reply::Got(stored) => stored_value(stored),
+        Reply::Done => Value::Nothing,
+      });
+      self.conclude(id, op, outcome);
+    }
   }
 
   /// Every operation goes through here: deadline, panic guard, health events, one answer.
@@ -376,20 +449,10 @@ impl Core {
       self.fail(id, op, &BackendError::closed());
       return None;
     }
-    let backend = self.backend.clone();
-    let (health, sender, connect_timeout) = (self.health.clone(), self.sender.clone(), self.connect_timeout);
-    let inline = backend.runs_inline();
-    let fut = work(backend.clone());
-    let finish = move |outcome: BackendResult<Value>| match outcome {
-      Ok(value) => sender.answer(id, Ok(value)),
-      Err(err) => {
-        let message = err.message(backend.name(), op);
-        if err.kind.is_outage() {
-          health.saw_outage(&backend, message.clone(), connect_timeout);
-        }
-        sender.answer(id, Err((err.kind, message)));
-      }
-    };
+    let inline = self.backend.runs_inline();
+    let fut = work(self.backend.clone());
+    let core = self.clone();
+    let finish = move |outcome: BackendResult<Value>| core.conclude(id, op, outcome);
     let timeout_ms = self.command_timeout.as_millis();
     if !inline {
       spawn_guarded(deadline, timeout_ms, fut, finish);
@@ -431,7 +494,7 @@ impl Core {
     match op {
       OP_GET => self.run(id, "get", deadline, move |b| async move {
         times()?;
-        Ok(b.get(&sid, now).await?.map_or(Value::Nothing, Value::Text))
+        Ok(stored_value(b.get(&sid, now).await?))
       }),
       OP_SET => self.run(id, "set", deadline, move |b| async move {
         times()?;
@@ -440,7 +503,7 @@ impl Core {
       }),
       OP_TOUCH => self.run(id, "touch", deadline, move |b| async move {
         times()?;
-        b.touch(&sid, &value, expires_at, now).await?;
+        b.touch(&sid, expires_at, now).await?;
         Ok(Value::Nothing)
       }),
       OP_DESTROY => self.run(id, "destroy", deadline, move |b| async move {
@@ -454,13 +517,29 @@ impl Core {
   }
 }
 
+fn op_name(op: u32) -> &'static str {
+  match op {
+    OP_GET => "get",
+    OP_SET => "set",
+    OP_TOUCH => "touch",
+    _ => "destroy",
+  }
+}
+
+fn stored_value(stored: Option<Stored>) -> Value {
+  match stored {
+    Some(Stored { value, expires_at_ms }) => Value::Stored(value, expires_at_ms.unwrap_or(f64::NAN)),
+    None => Value::Nothing,
+  }
+}
+
 fn immediate(value: Option<Value>) -> Immediate {
   match value {
-    None => Either5::A(()),
-    Some(Value::Nothing) => Either5::B(Null),
-    Some(Value::Text(s)) => Either5::C(s),
-    Some(Value::List(l)) => Either5::D(l.into_iter().map(Some).collect()),
-    Some(Value::Pairs(p)) => Either5::D(p),
-    Some(Value::Number(n)) => Either5::E(n),
+    None => Either6::A(()),
+    Some(Value::Nothing) => Either6::B(Null),
+    Some(Value::List(l)) => Either6::D(l.into_iter().map(Some).collect()),
+    Some(Value::Pairs(p)) => Either6::D(p),
+    Some(Value::Number(n)) => Either6::E(n),
+    Some(Value::Stored(s, at)) => Either6::F((s, at)),
   }
 }

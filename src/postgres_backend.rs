@@ -15,7 +15,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Config, NoTls, Row, Statement};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Stored};
 use crate::error::{BackendError, BackendResult};
 use crate::postgres_config::{self, Connection, Connector};
 use crate::sql::{self, Statements};
@@ -51,6 +51,8 @@ pub struct PostgresOptions {
 /// The table's statements plus what PostgreSQL needs besides them.
 struct TableSql {
   ops: Statements,
+  /// Reads nothing, but tells the `sess` column's type.
+  probe_sess: String,
   create: Vec<String>,
   /// Key of the advisory locks that serialise schema creation and pruning across processes.
   lock_key: String,
@@ -69,6 +71,9 @@ pub struct PostgresBackend {
   table_ready: tokio::sync::OnceCell<()>,
   idle: Option<Duration>,
   reaping: AtomicBool,
+  /// The `sess` column's type, seen when a statement reading it was prepared.
+  sess_type: std::sync::OnceLock<Type>,
+  touch_sql: tokio::sync::OnceCell<String>,
 }
 
 /// A pooled connection lent to one request. If the request does not settle (its future is
@@ -180,7 +185,32 @@ impl PostgresBackend {
       table_ready: tokio::sync::OnceCell::new(),
       idle,
       reaping: AtomicBool::new(false),
+      sess_type: std::sync::OnceLock::new(),
+      touch_sql: tokio::sync::OnceCell::new(),
     })
+  }
+
+  /// The touch statement for this table's `sess` column type, learnt once.
+  async fn touch_sql(&self) -> BackendResult<&str> {
+    self
+      .touch_sql
+      .get_or_try_init(|| async {
+        let probe = format!("{} LIMIT 0", self.sql.probe_sess);
+        let ty = self.run(&probe, &[], (NONE, &[Slot::Sess]), |_, _| Ok(())).await.map(|()| ());
+        ty?;
+        let column = self.sess_type.get().cloned().unwrap_or(Type::JSON);
+        let sess = match column {
+          // Only a date is replaced: a browser-session cookie (`expires: null`) stays one.
+          Type::JSONB => "CASE WHEN jsonb_typeof(sess->'cookie'->'expires') = 'string' \
+                          THEN jsonb_set(sess, '{cookie,expires}', to_jsonb($4::text), false) ELSE sess END"
+            .to_string(),
+          Type::JSON => format!("regexp_replace(sess::text, {EXPIRES_IN_COOKIE}, '\\1' || $4::text || '\"')::json"),
+          _ => format!("regexp_replace(sess, {EXPIRES_IN_COOKIE}, '\\1' || $4::text || '\"')"),
+        };
+        Ok::<String, BackendError>(self.sql.ops.touch.replace("{sess}", &sess))
+      })
+      .await
+      .map(String::as_str)
   }
 
   /// Closes pooled connections idle for longer than `idleTimeout`, from the first use on, for as
@@ -230,6 +260,9 @@ impl PostgresBackend {
   }
 
   fn check_type(&self, slot: Slot, ty: &Type) -> BackendResult<()> {
+    if matches!(slot, Slot::Sess) && accepts_json_like(ty) {
+      let _ = self.sess_type.set(ty.clone());
+    }
     let (column, ok, expected) = match slot {
       Slot::Sid => ("sid", accepts_text(ty), "varchar or text"),
       Slot::Sess => ("sess", accepts_json_like(ty), "json, jsonb or text"),
@@ -343,6 +376,10 @@ fn is_unreachable(e: &tokio_postgres::Error) -> bool {
   e.is_closed() || SOCKET_KINDS.iter().any(|k| e.to_string().starts_with(k))
 }
 
+/// The cookie's `expires` where a session's JSON starts with its cookie: `\1` is what comes before
+/// the 24 characters of the date (no brace in between, so it is the cookie's own `expires`).
+const EXPIRES_IN_COOKIE: &str = r#"'^(\{"cookie":\{[^{}]*?"expires":")\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"'"#;
+
 /// "cached plan must not change result type": the table changed under a prepared statement.
 fn is_stale_plan(e: &tokio_postgres::Error) -> bool {
   e.as_db_error()
@@ -368,13 +405,25 @@ fn statements(schema: Option<&str>, table: &str) -> BackendResult<TableSql> {
   ));
   create.push(format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (\"expire\")"));
   let ops = Statements {
-    get: format!("SELECT sess FROM {t} WHERE sid = $1 AND expire >= to_timestamp($2)"),
+    // The real expiry comes back too: connect-pg-simple's touch moves `expire` without rewriting
+    // `sess`. The cast
+    // reads the naive timestamp in the connection's TimeZone, as to_timestamp() wrote it.
+    get: format!(
+      "SELECT sess, (extract(epoch FROM expire::timestamptz) * 1000)::float8 FROM {t} WHERE sid = $1 AND expire >= to_timestamp($2)"
+    ),
     set: format!(
       "INSERT INTO {t} (sess, expire, sid) SELECT $1, to_timestamp($2), $3 \
        ON CONFLICT (sid) DO UPDATE SET sess=$1, expire=to_timestamp($2) RETURNING sid"
     ),
-    // Rewrites the cookie too, and only for a live row: a destroyed or expired session stays gone.
-    touch: format!("UPDATE {t} SET sess = $1, expire = to_timestamp($2) WHERE sid = $3 AND expire >= to_timestamp($4)"),
+    // Sends only the new expiry, and only for a live row (a destroyed or expired session stays
+    // gone): `expire` as connect-pg-simple's touch writes it, and the cookie's `expires` inside
+    // `sess` rewritten in place by the server, so the stored cookie stays current to the ms
+    // (`expire` keeps whole seconds). For a json or text column the 24 characters of the
+    // `Date#toISOString` text are replaced where the session starts with its cookie; a jsonb
+    // column is edited as JSON. (`{sess}` is filled in per column type: `touch_sql`.)
+    touch: format!(
+      "UPDATE {t} SET expire = to_timestamp($1), sess = {{sess}} WHERE sid = $2 AND expire >= to_timestamp($3)"
+    ),
     destroy: format!("DELETE FROM {t} WHERE sid = $1"),
     ids: format!("SELECT sid FROM {t} WHERE expire >= to_timestamp($1)"),
     all: format!("SELECT sid, sess FROM {t} WHERE expire >= to_timestamp($1)"),
@@ -386,12 +435,8 @@ fn statements(schema: Option<&str>, table: &str) -> BackendResult<TableSql> {
     Some(s) => format!("{s:?}.{table:?}"),
     None => format!("{table:?}"),
   };
-  Ok(TableSql {
-    ops,
-    create,
-    lock_key: format!("ferrosession:{t}"),
-    display,
-  })
+  let probe_sess = format!("SELECT sess FROM {t}");
+  Ok(TableSql { ops, probe_sess, create, lock_key: format!("ferrosession:{t}"), display })
 }
 
 /// Creates the table once, under a transaction-scoped advisory lock so that stores starting
@@ -433,11 +478,13 @@ fn expire_secs(expires_at_ms: Option<f64>) -> BackendResult<f64> {
   }
 }
 
-fn first_sess(rows: Vec<Row>, backend: &PostgresBackend) -> BackendResult<Option<String>> {
+fn first_sess(rows: Vec<Row>, backend: &PostgresBackend) -> BackendResult<Option<Stored>> {
   match rows.first() {
-    Some(row) => Ok(Some(
-      row.try_get::<_, StoredJson>(0).map_err(|e| backend.classify(&e))?.0,
-    )),
+    Some(row) => {
+      let value = row.try_get::<_, StoredJson>(0).map_err(|e| backend.classify(&e))?.0;
+      let expires_at_ms = row.try_get::<_, Option<f64>>(1).map_err(|e| backend.classify(&e))?;
+      Ok(Some(Stored { value, expires_at_ms }))
+    }
     None => Ok(None),
   }
 }
@@ -466,15 +513,13 @@ impl Backend for PostgresBackend {
     "postgres"
   }
 
-  async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<String>> {
-    self
-      .run(
-        &self.sql.ops.get,
-        &[&sid, &secs(now_ms)],
-        (&[Slot::Sid, Slot::Other], &[Slot::Sess]),
-        first_sess,
-      )
-      .await
+  /// connect-pg-simple's table keeps whole seconds.
+  fn expiry_precision_ms(&self) -> f64 {
+    1000.0
+  }
+
+  async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<Stored>> {
+    self.run(&self.sql.ops.get, &[&sid, &secs(now_ms)], (&[Slot::Sid, Slot::Other], &[Slot::Sess]), first_sess).await
   }
 
   async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, _now_ms: f64) -> BackendResult<()> {
@@ -490,17 +535,12 @@ impl Backend for PostgresBackend {
       .await
   }
 
-  async fn touch(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
+  async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
     let expire = expire_secs(expires_at_ms)?;
-    let params: &[&(dyn ToSql + Sync)] = &[&JsonText(value), &expire, &sid, &secs(now_ms)];
-    self
-      .run(
-        &self.sql.ops.touch,
-        params,
-        (&[Slot::Sess, Slot::Other, Slot::Sid], NONE),
-        nothing,
-      )
-      .await
+    let iso = crate::clock::iso_from_ms(expires_at_ms.unwrap_or_default());
+    let sql = self.touch_sql().await?;
+    let params: &[&(dyn ToSql + Sync)] = &[&expire, &sid, &secs(now_ms), &iso];
+    self.run(sql, params, (&[Slot::Other, Slot::Sid], NONE), nothing).await
   }
 
   async fn destroy(&self, sid: &str) -> BackendResult<()> {

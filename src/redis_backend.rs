@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use napi_derive::napi;
-use redis::{ErrorKind, RedisError, ServerErrorKind};
+use std::io::Write;
 
-use crate::backend::{Backend, remaining_ms, stored_text};
+use redis::{ErrorKind, RedisError, RedisResult, RedisWrite, ServerErrorKind, ToRedisArgs, Value};
+
+use crate::backend::{Backend, Reply, Request, Stored, remaining_ms, stored_text};
+use crate::clock::iso_from_ms;
 use crate::error::{BackendError, BackendResult, ErrorKind as Kind};
 use crate::redis_connection::{self, Certificates, Conn, SentinelSettings, Topology};
 
@@ -146,13 +149,6 @@ impl RedisBackend {
     })
   }
 
-  fn key(&self, sid: &str) -> String {
-    let mut key = String::with_capacity(self.prefix.len() + sid.len());
-    key.push_str(&self.prefix);
-    key.push_str(sid);
-    key
-  }
-
   async fn lease(&self) -> BackendResult<Lease<'_>> {
     if self.link.closed.load(Ordering::Acquire) {
       return Err(BackendError::closed());
@@ -250,6 +246,13 @@ impl RedisBackend {
     }
   }
 
+  async fn query_pipe(&self, pipe: &redis::Pipeline) -> BackendResult<Vec<Value>> {
+    let mut lease = self.lease().await?;
+    let result = pipe.query_async::<Vec<Value>>(&mut lease.conn).await;
+    lease.settled = result.as_ref().err().is_none_or(|e| !self.connection_is_bad(e));
+    result.map_err(|e| self.classify(e))
+  }
+
   async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> BackendResult<T> {
     let mut lease = self.lease().await?;
     let result = cmd.query_async(&mut lease.conn).await;
@@ -273,6 +276,11 @@ impl RedisBackend {
   /// Maps a driver error to our kinds. Only a server that could not be used at all is an outage;
   /// one unreachable node of a cluster fails the requests for its slots only.
   fn classify(&self, e: RedisError) -> BackendError {
+    if e.kind() == ErrorKind::Client
+      && let Some(detail) = e.detail().filter(|d| d.starts_with(UNPARSABLE))
+    {
+      return BackendError::unparsable(detail);
+    }
     let broken = e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped();
     if broken && self.topology.is_cluster() {
       BackendError::new(Kind::NodeDown, format!("a cluster node could not be reached: {e}"))
@@ -300,6 +308,97 @@ impl RedisBackend {
   }
 }
 
+/// How `stored_text` describes bytes that are not UTF-8; carried through a driver error.
+const UNPARSABLE: &str = "the stored session is not UTF-8";
+
+/// `prefix + sid` written straight into the command buffer, without building the key first.
+struct Key<'a>(&'a str, &'a str);
+
+impl ToRedisArgs for Key<'_> {
+  fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+    let mut arg = out.writer_for_next_arg();
+    // Writing into the command's own buffer cannot fail.
+    let _ = arg.write_all(self.0.as_bytes());
+    let _ = arg.write_all(self.1.as_bytes());
+  }
+}
+
+/// touch, run by the server: move the TTL of a key that still exists (PEXPIRE answers 0 for a
+/// missing one, so nothing is recreated), and where the stored session starts with its cookie and
+/// that cookie has an `expires` (the `Date#toISOString` text connect-redis and we write), overwrite
+/// those 24 bytes with the new expiry. Only the new expiry crosses the network, and the stored
+/// cookie stays current: reads stay strict to the millisecond against the JS clock, fake clocks
+/// included, with no second round trip.
+const TOUCH_SCRIPT: &str = r#"
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
+local head = redis.call('GETRANGE', KEYS[1], 0, 511)
+if string.sub(head, 1, 11) ~= '{"cookie":{' then return 1 end
+local _, e = string.find(head, '"expires":"', 12, true)
+local close = string.find(head, '}', 12, true)
+if e and (not close or close > e) and string.sub(head, e + 24, e + 25) == 'Z"' then
+  redis.call('SETRANGE', KEYS[1], e, ARGV[2])
+end
+return 1
+"#;
+
+fn touch_script() -> &'static redis::Script {
+  static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+  SCRIPT.get_or_init(|| redis::Script::new(TOUCH_SCRIPT))
+}
+
+/// EVALSHA of the touch script for one key.
+fn touch_cmd(prefix: &str, sid: &str, at: f64, now_ms: f64) -> redis::Cmd {
+  let mut cmd = redis::cmd("EVALSHA");
+  cmd.arg(touch_script().get_hash()).arg(1).arg(Key(prefix, sid)).arg(remaining_ms(at, now_ms)).arg(iso_from_ms(at));
+  cmd
+}
+
+/// The commands of one request, appended to a pipeline.
+fn push(pipe: &mut redis::Pipeline, request: &Request, prefix: &str) {
+  match request {
+    Request::Get { sid, .. } => {
+      pipe.cmd("GET").arg(Key(prefix, sid)).cmd("PTTL").arg(Key(prefix, sid));
+    }
+    Request::Set { sid, value, expires_at_ms, now_ms } => {
+      let cmd = pipe.cmd("SET").arg(Key(prefix, sid)).arg(value.as_str());
+      if let Some(at) = expires_at_ms {
+        cmd.arg("PX").arg(remaining_ms(*at, *now_ms));
+      }
+    }
+    Request::Touch { sid, expires_at_ms: Some(at), now_ms } => {
+      pipe.add_command(touch_cmd(prefix, sid, *at, *now_ms));
+    }
+    Request::Touch { expires_at_ms: None, .. } => {} // never expires: nothing to send
+    Request::Destroy { sid } => {
+      pipe.cmd("DEL").arg(Key(prefix, sid));
+    }
+  }
+}
+
+/// One request's answer, taken from the pipeline's answers in order.
+fn reply(request: &Request, values: &mut impl Iterator<Item = Value>) -> RedisResult<Reply> {
+  let mut next = || values.next().unwrap_or(Value::Nil).extract_error();
+  match request {
+    Request::Get { now_ms, .. } => {
+      let (raw, ttl) = (next(), next());
+      let raw: Option<Vec<u8>> = redis::from_redis_value(raw?)?;
+      let ttl: i64 = redis::from_redis_value(ttl?)?;
+      let Some(raw) = raw else { return Ok(Reply::Got(None)) };
+      let value = match stored_text(raw) {
+        Ok(value) => value,
+        Err(e) => return Err(RedisError::from((ErrorKind::Client, "unparsable", e.detail))), // starts with UNPARSABLE
+      };
+      // -1: no expiry; -2: gone since the GET (treated as no expiry known).
+      let expires_at_ms = (ttl >= 0).then(|| now_ms + ttl as f64);
+      Ok(Reply::Got(Some(Stored { value, expires_at_ms })))
+    }
+    Request::Set { .. } | Request::Destroy { .. } | Request::Touch { expires_at_ms: Some(_), .. } => {
+      next().map(|_| Reply::Done)
+    }
+    Request::Touch { expires_at_ms: None, .. } => Ok(Reply::Done),
+  }
+}
+
 /// Redis glob metacharacters in a literal prefix must be escaped for MATCH.
 fn escape_glob(literal: &str) -> String {
   let mut out = String::with_capacity(literal.len());
@@ -321,33 +420,85 @@ impl Backend for RedisBackend {
     "redis"
   }
 
-  /// Redis expires keys itself; the JS side also checks `cookie.expires` against its own clock.
-  async fn get(&self, sid: &str, _now_ms: f64) -> BackendResult<Option<String>> {
-    let raw: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(self.key(sid))).await?;
-    raw.map(stored_text).transpose()
+  /// PTTL is relative, read against the JS clock like the PX it was written with, so a read may
+  /// see it up to a round trip (or a write delay under load) off. Our own touch keeps the stored
+  /// cookie current; PTTL matters for keys connect-redis touched (whole seconds, EXPIRE).
+  fn expiry_precision_ms(&self) -> f64 {
+    1000.0
+  }
+
+  /// Redis counts a TTL in real time, not on the JS clock that wrote it.
+  fn expiry_on_real_clock(&self) -> bool {
+    true
+  }
+
+  /// GET and PTTL in one round trip: the value, and the expiry a touch may have moved.
+  async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<Stored>> {
+    let mut pipe = redis::pipe();
+    push(&mut pipe, &Request::Get { sid: sid.to_string(), now_ms }, &self.prefix);
+    let values: Vec<Value> = self.query_pipe(&pipe).await?;
+    match reply(&Request::Get { sid: String::new(), now_ms }, &mut values.into_iter()) {
+      Ok(Reply::Got(stored)) => Ok(stored),
+      Ok(Reply::Done) => Ok(None),
+      Err(e) => Err(self.classify(e)),
+    }
   }
 
   async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
     let mut cmd = redis::cmd("SET");
-    cmd.arg(self.key(sid)).arg(value);
+    cmd.arg(Key(&self.prefix, sid)).arg(value);
     if let Some(at) = expires_at_ms {
       cmd.arg("PX").arg(remaining_ms(at, now_ms));
     }
     self.query::<()>(&cmd).await
   }
 
-  async fn touch(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
-    // XX: only if the key still exists, in the same command, so a concurrent destroy wins.
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(self.key(sid)).arg(value).arg("XX");
-    if let Some(at) = expires_at_ms {
-      cmd.arg("PX").arg(remaining_ms(at, now_ms));
+  /// Sends only the new expiry: the server moves the key's TTL and rewrites the cookie's
+  /// `expires` in place (`TOUCH_SCRIPT`); a destroyed session is not recreated.
+  async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
+    let Some(at) = expires_at_ms else { return Ok(()) }; // never expires: nothing to move
+    let touch = touch_cmd(&self.prefix, sid, at, now_ms);
+    match self.query::<Value>(&touch).await {
+      Err(e) if e.detail.contains("NoScript") || e.detail.contains("NOSCRIPT") => {
+        self.query::<Value>(redis::cmd("SCRIPT").arg("LOAD").arg(TOUCH_SCRIPT)).await?;
+        self.query::<Value>(&touch).await.map(drop)
+      }
+      other => other.map(drop),
     }
-    self.query::<redis::Value>(&cmd).await.map(drop)
   }
 
   async fn destroy(&self, sid: &str) -> BackendResult<()> {
-    self.query::<()>(redis::cmd("DEL").arg(self.key(sid))).await
+    self.query::<()>(redis::cmd("DEL").arg(Key(&self.prefix, sid))).await
+  }
+
+  /// A batch as one pipeline: one command buffer, one write, one set of answers. Not on a
+  /// cluster, where one pipeline cannot span slots (each request goes on its own there).
+  async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
+    if self.topology.is_cluster() {
+      return None;
+    }
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors(); // one failing command fails its request, not the batch
+    for request in requests {
+      push(&mut pipe, request, &self.prefix);
+    }
+    let values = match self.query_pipe(&pipe).await {
+      Ok(values) => values,
+      Err(e) => return Some(requests.iter().map(|_| Err(e.clone())).collect()),
+    };
+    let mut values = values.into_iter();
+    let mut replies: Vec<BackendResult<Reply>> =
+      requests.iter().map(|r| reply(r, &mut values).map_err(|e| self.classify(e))).collect();
+    // A server that has not seen the touch script yet (first use, restart, SCRIPT FLUSH): load
+    // it, and run those touches again on their own.
+    for (request, reply) in requests.iter().zip(replies.iter_mut()) {
+      if let (Request::Touch { sid, expires_at_ms, now_ms }, Err(e)) = (request, &reply)
+        && (e.detail.contains("NoScript") || e.detail.contains("NOSCRIPT"))
+      {
+        *reply = self.touch(sid, *expires_at_ms, *now_ms).await.map(|()| Reply::Done);
+      }
+    }
+    Some(replies)
   }
 
   async fn ids(&self, _now_ms: f64) -> BackendResult<Vec<String>> {

@@ -51,6 +51,13 @@ where
   }
 }
 
+/// The system's real time in epoch ms: JS compares it with Date.now() to tell whether its clock
+/// is faked (a test's fake timers), before trusting an expiry that runs on the real clock.
+#[napi_derive::napi(catch_unwind)]
+pub fn real_now_ms() -> f64 {
+  std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+}
+
 #[napi_derive::module_init]
 fn init() {
   // TLS (Redis `rediss://`, PostgreSQL `sslmode`) uses rustls with the ring provider: no system

@@ -13,8 +13,8 @@ use napi_derive::napi;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use crate::backend::Backend;
-use crate::clock::iso_from_ms;
+use crate::backend::{Backend, Stored};
+use crate::clock::{iso_from_ms, ms_from_iso};
 use crate::error::{BackendError, BackendResult, ErrorKind};
 use crate::sql::{self, Statements};
 use crate::sqlite_pool::{Database, retry_while_busy};
@@ -141,12 +141,13 @@ fn statements(table: &str, sid: &str) -> BackendResult<Statements> {
   Ok(Statements {
     // knex declares `sess json`, which SQLite gives NUMERIC affinity: text that looks like a
     // number is stored as one. CAST reads any stored value back as text.
-    get: format!("SELECT CAST(sess AS TEXT) FROM {t} WHERE {s} = ?1 AND expired > ?2"),
+    get: format!("SELECT CAST(sess AS TEXT), expired FROM {t} WHERE {s} = ?1 AND expired > ?2"),
     set: format!(
       "INSERT INTO {t} ({s}, sess, expired) VALUES (?1, ?2, ?3) \
        ON CONFLICT({s}) DO UPDATE SET sess = excluded.sess, expired = excluded.expired"
     ),
-    touch: format!("UPDATE {t} SET sess = ?2, expired = ?3 WHERE {s} = ?1 AND expired > ?4"),
+    // The expiry only (the text keeps its cookie), and only for a live row.
+    touch: format!("UPDATE {t} SET expired = ?2 WHERE {s} = ?1 AND expired > ?3"),
     destroy: format!("DELETE FROM {t} WHERE {s} = ?1"),
     ids: format!("SELECT {s} FROM {t} WHERE expired > ?1"),
     all: format!("SELECT {s}, CAST(sess AS TEXT) FROM {t} WHERE expired > ?1"),
@@ -184,6 +185,11 @@ fn classify_open(e: &rusqlite::Error) -> BackendError {
   }
 }
 
+/// Text SQLite's NUMERIC affinity may turn into a number: it starts like one.
+fn looks_numeric(value: &str) -> bool {
+  value.trim_start().starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-' || c == '.')
+}
+
 /// The stored bytes of a text column, whatever they are: text that is not UTF-8 makes the session
 /// unparsable (absent for the app), not an error of the whole request.
 fn raw_text(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Vec<u8>> {
@@ -205,19 +211,36 @@ impl Backend for SqliteBackend {
     "sqlite"
   }
 
-  async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<String>> {
+  /// connect-session-knex computes `expired` from the cookie's maxAge a moment after JS did.
+  fn expiry_precision_ms(&self) -> f64 {
+    10.0
+  }
+
+  async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<Stored>> {
     let (sid, now) = (sid.to_string(), iso_from_ms(now_ms));
-    let raw: Option<Vec<u8>> = self
+    let row: Option<(Vec<u8>, Option<String>)> = self
       .with_conn(move |c, q| {
-        c.prepare_cached(&q.get)?
-          .query_row(params![sid, now], |r| raw_text(r, 0))
-          .optional()
+        c.prepare_cached(&q.get)?.query_row(params![sid, now], |r| Ok((raw_text(r, 0)?, r.get(1).ok()))).optional()
       })
       .await?;
-    raw.map(crate::backend::stored_text).transpose()
+    let Some((raw, expired)) = row else { return Ok(None) };
+    let value = crate::backend::stored_text(raw)?;
+    Ok(Some(Stored { value, expires_at_ms: expired.as_deref().and_then(ms_from_iso) }))
   }
 
   async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, _now_ms: f64) -> BackendResult<()> {
+    if looks_numeric(value) {
+      // knex's `sess json` column has NUMERIC affinity: SQLite stores numeric-looking text as a
+      // number, and "+0" or "1.50" would come back as "0" or "1.5". Refuse what would change.
+      let text = value.to_string();
+      let kept: String =
+        self.with_conn(move |c, _| c.query_row("SELECT CAST(CAST(?1 AS NUMERIC) AS TEXT)", [text], |r| r.get(0))).await?;
+      if kept != value {
+        return Err(BackendError::invalid(format!(
+          "the serialised session {value:?} would be stored by SQLite as the number {kept} (the sess column has NUMERIC affinity)"
+        )));
+      }
+    }
     let (sid, value, expired) = (sid.to_string(), value.to_string(), expired_text(expires_at_ms));
     self
       .with_conn(move |c, q| {
@@ -228,20 +251,9 @@ impl Backend for SqliteBackend {
       .await
   }
 
-  async fn touch(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
-    let (sid, value, expired, now) = (
-      sid.to_string(),
-      value.to_string(),
-      expired_text(expires_at_ms),
-      iso_from_ms(now_ms),
-    );
-    self
-      .with_conn(move |c, q| {
-        c.prepare_cached(&q.touch)?
-          .execute(params![sid, value, expired, now])
-          .map(drop)
-      })
-      .await
+  async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
+    let (sid, expired, now) = (sid.to_string(), expired_text(expires_at_ms), iso_from_ms(now_ms));
+    self.with_conn(move |c, q| c.prepare_cached(&q.touch)?.execute(params![sid, expired, now]).map(drop)).await
   }
 
   async fn destroy(&self, sid: &str) -> BackendResult<()> {
