@@ -19,10 +19,24 @@ pub struct Stored {
 
 /// One request of a batch.
 pub enum Request {
-  Get { sid: String, now_ms: f64 },
-  Set { sid: String, value: String, expires_at_ms: Option<f64>, now_ms: f64 },
-  Touch { sid: String, expires_at_ms: Option<f64>, now_ms: f64 },
-  Destroy { sid: String },
+  Get {
+    sid: String,
+    now_ms: f64,
+  },
+  Set {
+    sid: String,
+    value: String,
+    expires_at_ms: Option<f64>,
+    now_ms: f64,
+  },
+  Touch {
+    sid: String,
+    expires_at_ms: Option<f64>,
+    now_ms: f64,
+  },
+  Destroy {
+    sid: String,
+  },
 }
 
 /// The answer to one request of a batch.

@@ -21,7 +21,15 @@ pub fn iso_from_ms(ms: f64) -> String {
 /// other shape (a row written by another program is read, not trusted).
 pub fn ms_from_iso(text: &str) -> Option<f64> {
   let b = text.as_bytes();
-  if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
+  if b.len() != 24
+    || b[4] != b'-'
+    || b[7] != b'-'
+    || b[10] != b'T'
+    || b[13] != b':'
+    || b[16] != b':'
+    || b[19] != b'.'
+    || b[23] != b'Z'
+  {
     return None;
   }
   let num = |from: usize, to: usize| -> Option<i64> { text.get(from..to)?.parse().ok() };
@@ -73,7 +81,13 @@ mod tests {
 
   #[test]
   fn reads_back_what_it_writes() {
-    for ms in [0.0, 951_782_400_000.0, 1_764_255_021_025.0, 4_102_444_799_999.0, 253_402_300_799_999.0] {
+    for ms in [
+      0.0,
+      951_782_400_000.0,
+      1_764_255_021_025.0,
+      4_102_444_799_999.0,
+      253_402_300_799_999.0,
+    ] {
       assert_eq!(ms_from_iso(&iso_from_ms(ms)), Some(ms));
     }
     assert_eq!(ms_from_iso("2026-11-27 14:50:21"), None);

@@ -44,7 +44,13 @@ pub struct Reply {
 }
 
 type JsValueOut = Option<Either3<String, Vec<Option<String>>, f64>>;
-type Columns = (Vec<u32>, Vec<Option<String>>, Vec<Option<String>>, Vec<JsValueOut>, Vec<f64>);
+type Columns = (
+  Vec<u32>,
+  Vec<Option<String>>,
+  Vec<Option<String>>,
+  Vec<JsValueOut>,
+  Vec<f64>,
+);
 type JsArgs = FnArgs<Columns>;
 /// Weak: an idle store must not keep Node alive. JS references it while requests are in flight.
 type Tsfn = ThreadsafeFunction<(), (), JsArgs, Status, false, true>;
@@ -119,7 +125,11 @@ fn columns(replies: Vec<Reply>) -> Columns {
     };
     codes.push(code);
     messages.push(message);
-    expiries.push(if let Value::Stored(_, at) = &value { *at } else { f64::NAN });
+    expiries.push(if let Value::Stored(_, at) = &value {
+      *at
+    } else {
+      f64::NAN
+    });
     values.push(match value {
       Value::Nothing => None,
       Value::Stored(s, _) => Some(Either3::A(s)),

@@ -118,7 +118,9 @@ impl MemoryBackend {
   fn write(&self, sid: &str, value: &str, expires_at_ms: Option<f64>) -> BackendResult<()> {
     let size = sid.len() + value.len();
     if self.max_bytes.is_some_and(|limit| size > limit) {
-      return Err(BackendError::invalid(format!("the session is {size} bytes, more than maxBytes allows in total")));
+      return Err(BackendError::invalid(format!(
+        "the session is {size} bytes, more than maxBytes allows in total"
+      )));
     }
     let mut lru = self.lock();
     lru.insert(
@@ -150,7 +152,10 @@ impl Backend for MemoryBackend {
     let value = match lru.entries.get(sid) {
       Some(e) if e.expires_at_ms > now => {
         let expires_at_ms = e.expires_at_ms.is_finite().then_some(e.expires_at_ms);
-        Some(Stored { value: e.value.clone(), expires_at_ms })
+        Some(Stored {
+          value: e.value.clone(),
+          expires_at_ms,
+        })
       }
       Some(_) => {
         lru.remove(sid); // expired: removed on access
@@ -296,9 +301,15 @@ mod tests {
   fn expiry_follows_the_clock_it_is_given() {
     let m = store(None, None);
     ok(m.set("s", "{}", Some(NOW + 1000.0), NOW));
-    assert_eq!(ok(m.get("s", NOW + 999.0)).and_then(|s| s.expires_at_ms), Some(NOW + 1000.0));
+    assert_eq!(
+      ok(m.get("s", NOW + 999.0)).and_then(|s| s.expires_at_ms),
+      Some(NOW + 1000.0)
+    );
     ok(m.touch("s", Some(NOW + 5000.0), NOW + 999.0)); // moves the expiry, keeps the text
-    assert_eq!(ok(m.get("s", NOW + 1000.0)).and_then(|s| s.expires_at_ms), Some(NOW + 5000.0));
+    assert_eq!(
+      ok(m.get("s", NOW + 1000.0)).and_then(|s| s.expires_at_ms),
+      Some(NOW + 5000.0)
+    );
     ok(m.set("s", "{}", Some(NOW + 1000.0), NOW));
     assert_eq!(ok(m.length(NOW + 1000.0)), 0);
     assert_eq!(ok(m.prune(NOW + 1000.0)), Some(1));

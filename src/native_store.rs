@@ -131,10 +131,17 @@ impl NativeStore {
   }
 
   /// Moves the expiry only (the stored text keeps its cookie).
-  #[napi(catch_unwind, ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]")]
+  #[napi(
+    catch_unwind,
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
+  )]
   pub fn touch(&self, id: u32, sid: String, expires_at_ms: f64, now_ms: f64) -> Immediate {
     let deadline = self.core.deadline();
-    immediate(self.core.run_coded(id, OP_TOUCH, sid, String::new(), expires_at_ms, now_ms, deadline))
+    immediate(
+      self
+        .core
+        .run_coded(id, OP_TOUCH, sid, String::new(), expires_at_ms, now_ms, deadline),
+    )
   }
 
   /// How much later than asked this backend may expire a session (its granularity), in ms.
@@ -353,7 +360,9 @@ impl Core {
   }
 
   fn fail(&self, id: u32, op: &str, err: &BackendError) {
-    self.sender.answer(id, Err((err.kind, err.message(self.backend.name(), op))));
+    self
+      .sender
+      .answer(id, Err((err.kind, err.message(self.backend.name(), op))));
   }
 
   /// Answers request `id` with `outcome`, announcing an outage it reveals.
@@ -363,7 +372,9 @@ impl Core {
       Err(err) => {
         let message = err.message(self.backend.name(), op);
         if err.kind.is_outage() {
-          self.health.saw_outage(&self.backend, message.clone(), self.connect_timeout);
+          self
+            .health
+            .saw_outage(&self.backend, message.clone(), self.connect_timeout);
         }
         self.sender.answer(id, Err((err.kind, message)));
       }
@@ -384,31 +395,55 @@ impl Core {
     for (id, op, sid, value, at, now) in &jobs {
       let expires_at_ms = if at.is_nan() { None } else { Some(*at) };
       let request = match *op {
-        OP_GET => Request::Get { sid: sid.clone(), now_ms: *now },
-        OP_SET => Request::Set { sid: sid.clone(), value: value.clone(), expires_at_ms, now_ms: *now },
-        OP_TOUCH => Request::Touch { sid: sid.clone(), expires_at_ms, now_ms: *now },
+        OP_GET => Request::Get {
+          sid: sid.clone(),
+          now_ms: *now,
+        },
+        OP_SET => Request::Set {
+          sid: sid.clone(),
+          value: value.clone(),
+          expires_at_ms,
+          now_ms: *now,
+        },
+        OP_TOUCH => Request::Touch {
+          sid: sid.clone(),
+          expires_at_ms,
+          now_ms: *now,
+        },
         OP_DESTROY => Request::Destroy { sid: sid.clone() },
         _ => {
-          self.fail(*id, "batch", &BackendError::invalid(format!("unknown request code {op}")));
+          self.fail(
+            *id,
+            "batch",
+            &BackendError::invalid(format!("unknown request code {op}")),
+          );
           continue;
         }
       };
       if !(now.is_finite() || *op == OP_DESTROY) || expires_at_ms.is_some_and(|at| !at.is_finite()) {
-        self.fail(*id, op_name(*op), &BackendError::invalid("expiry and now must be finite numbers"));
+        self.fail(
+          *id,
+          op_name(*op),
+          &BackendError::invalid("expiry and now must be finite numbers"),
+        );
         continue;
       }
       requests.push(request);
       answered_by.push((*id, op_name(*op)));
     }
     let backend = self.backend.clone();
-    let whole = AssertUnwindSafe(tokio::time::timeout_at(deadline, backend.run_batch(&requests))).catch_unwind().await;
+    let whole = AssertUnwindSafe(tokio::time::timeout_at(deadline, backend.run_batch(&requests)))
+      .catch_unwind()
+      .await;
     let results = match whole {
       Ok(Ok(Some(results))) => results,
       Ok(Ok(None)) => {
         // One by one: each its own task, as if JS had called them separately.
         for (id, op, sid, value, at, now) in jobs {
           if answered_by.iter().any(|(i, _)| *i == id) {
-            match std::panic::catch_unwind(AssertUnwindSafe(|| self.run_coded(id, op, sid, value, at, now, deadline))) {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| {
+              self.run_coded(id, op, sid, value, at, now, deadline)
+            })) {
               Ok(None) => {}
               Ok(Some(value)) => self.sender.answer(id, Ok(value)), // an inline backend answered at once
               Err(panic) => self.fail(id, "batch", &panic_error(&panic)),
@@ -418,8 +453,13 @@ impl Core {
         return;
       }
       Ok(Err(_elapsed)) => {
-        let err = BackendError::timeout(format!("no answer within {} ms (commandTimeout)", self.command_timeout.as_millis()));
-        answered_by.iter().for_each(|(id, op)| self.conclude(*id, op, Err(err.clone())));
+        let err = BackendError::timeout(format!(
+          "no answer within {} ms (commandTimeout)",
+          self.command_timeout.as_millis()
+        ));
+        answered_by
+          .iter()
+          .for_each(|(id, op)| self.conclude(*id, op, Err(err.clone())));
         return;
       }
       Err(panic) => {

@@ -349,7 +349,12 @@ fn touch_script() -> &'static redis::Script {
 /// EVALSHA of the touch script for one key.
 fn touch_cmd(prefix: &str, sid: &str, at: f64, now_ms: f64) -> redis::Cmd {
   let mut cmd = redis::cmd("EVALSHA");
-  cmd.arg(touch_script().get_hash()).arg(1).arg(Key(prefix, sid)).arg(remaining_ms(at, now_ms)).arg(iso_from_ms(at));
+  cmd
+    .arg(touch_script().get_hash())
+    .arg(1)
+    .arg(Key(prefix, sid))
+    .arg(remaining_ms(at, now_ms))
+    .arg(iso_from_ms(at));
   cmd
 }
 
@@ -359,16 +364,27 @@ fn push(pipe: &mut redis::Pipeline, request: &Request, prefix: &str) {
     Request::Get { sid, .. } => {
       pipe.cmd("GET").arg(Key(prefix, sid)).cmd("PTTL").arg(Key(prefix, sid));
     }
-    Request::Set { sid, value, expires_at_ms, now_ms } => {
+    Request::Set {
+      sid,
+      value,
+      expires_at_ms,
+      now_ms,
+    } => {
       let cmd = pipe.cmd("SET").arg(Key(prefix, sid)).arg(value.as_str());
       if let Some(at) = expires_at_ms {
         cmd.arg("PX").arg(remaining_ms(*at, *now_ms));
       }
     }
-    Request::Touch { sid, expires_at_ms: Some(at), now_ms } => {
+    Request::Touch {
+      sid,
+      expires_at_ms: Some(at),
+      now_ms,
+    } => {
       pipe.add_command(touch_cmd(prefix, sid, *at, *now_ms));
     }
-    Request::Touch { expires_at_ms: None, .. } => {} // never expires: nothing to send
+    Request::Touch {
+      expires_at_ms: None, ..
+    } => {} // never expires: nothing to send
     Request::Destroy { sid } => {
       pipe.cmd("DEL").arg(Key(prefix, sid));
     }
@@ -392,10 +408,14 @@ fn reply(request: &Request, values: &mut impl Iterator<Item = Value>) -> RedisRe
       let expires_at_ms = (ttl >= 0).then(|| now_ms + ttl as f64);
       Ok(Reply::Got(Some(Stored { value, expires_at_ms })))
     }
-    Request::Set { .. } | Request::Destroy { .. } | Request::Touch { expires_at_ms: Some(_), .. } => {
-      next().map(|_| Reply::Done)
-    }
-    Request::Touch { expires_at_ms: None, .. } => Ok(Reply::Done),
+    Request::Set { .. }
+    | Request::Destroy { .. }
+    | Request::Touch {
+      expires_at_ms: Some(_), ..
+    } => next().map(|_| Reply::Done),
+    Request::Touch {
+      expires_at_ms: None, ..
+    } => Ok(Reply::Done),
   }
 }
 
@@ -435,9 +455,22 @@ impl Backend for RedisBackend {
   /// GET and PTTL in one round trip: the value, and the expiry a touch may have moved.
   async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<Stored>> {
     let mut pipe = redis::pipe();
-    push(&mut pipe, &Request::Get { sid: sid.to_string(), now_ms }, &self.prefix);
+    push(
+      &mut pipe,
+      &Request::Get {
+        sid: sid.to_string(),
+        now_ms,
+      },
+      &self.prefix,
+    );
     let values: Vec<Value> = self.query_pipe(&pipe).await?;
-    match reply(&Request::Get { sid: String::new(), now_ms }, &mut values.into_iter()) {
+    match reply(
+      &Request::Get {
+        sid: String::new(),
+        now_ms,
+      },
+      &mut values.into_iter(),
+    ) {
       Ok(Reply::Got(stored)) => Ok(stored),
       Ok(Reply::Done) => Ok(None),
       Err(e) => Err(self.classify(e)),
@@ -460,7 +493,9 @@ impl Backend for RedisBackend {
     let touch = touch_cmd(&self.prefix, sid, at, now_ms);
     match self.query::<Value>(&touch).await {
       Err(e) if e.detail.contains("NoScript") || e.detail.contains("NOSCRIPT") => {
-        self.query::<Value>(redis::cmd("SCRIPT").arg("LOAD").arg(TOUCH_SCRIPT)).await?;
+        self
+          .query::<Value>(redis::cmd("SCRIPT").arg("LOAD").arg(TOUCH_SCRIPT))
+          .await?;
         self.query::<Value>(&touch).await.map(drop)
       }
       other => other.map(drop),
@@ -487,12 +522,21 @@ impl Backend for RedisBackend {
       Err(e) => return Some(requests.iter().map(|_| Err(e.clone())).collect()),
     };
     let mut values = values.into_iter();
-    let mut replies: Vec<BackendResult<Reply>> =
-      requests.iter().map(|r| reply(r, &mut values).map_err(|e| self.classify(e))).collect();
+    let mut replies: Vec<BackendResult<Reply>> = requests
+      .iter()
+      .map(|r| reply(r, &mut values).map_err(|e| self.classify(e)))
+      .collect();
     // A server that has not seen the touch script yet (first use, restart, SCRIPT FLUSH): load
     // it, and run those touches again on their own.
     for (request, reply) in requests.iter().zip(replies.iter_mut()) {
-      if let (Request::Touch { sid, expires_at_ms, now_ms }, Err(e)) = (request, &reply)
+      if let (
+        Request::Touch {
+          sid,
+          expires_at_ms,
+          now_ms,
+        },
+        Err(e),
+      ) = (request, &reply)
         && (e.detail.contains("NoScript") || e.detail.contains("NOSCRIPT"))
       {
         *reply = self.touch(sid, *expires_at_ms, *now_ms).await.map(|()| Reply::Done);

@@ -55,7 +55,10 @@ where
 /// is faked (a test's fake timers), before trusting an expiry that runs on the real clock.
 #[napi_derive::napi(catch_unwind)]
 pub fn real_now_ms() -> f64 {
-  std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+  std::time::SystemTime::now()
+    .duration_since(std::time::UNIX_EPOCH)
+    .map(|d| d.as_secs_f64() * 1000.0)
+    .unwrap_or(0.0)
 }
 
 #[napi_derive::module_init]

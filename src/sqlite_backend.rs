@@ -187,7 +187,9 @@ fn classify_open(e: &rusqlite::Error) -> BackendError {
 
 /// Text SQLite's NUMERIC affinity may turn into a number: it starts like one.
 fn looks_numeric(value: &str) -> bool {
-  value.trim_start().starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-' || c == '.')
+  value
+    .trim_start()
+    .starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-' || c == '.')
 }
 
 /// The stored bytes of a text column, whatever they are: text that is not UTF-8 makes the session
@@ -220,12 +222,17 @@ impl Backend for SqliteBackend {
     let (sid, now) = (sid.to_string(), iso_from_ms(now_ms));
     let row: Option<(Vec<u8>, Option<String>)> = self
       .with_conn(move |c, q| {
-        c.prepare_cached(&q.get)?.query_row(params![sid, now], |r| Ok((raw_text(r, 0)?, r.get(1).ok()))).optional()
+        c.prepare_cached(&q.get)?
+          .query_row(params![sid, now], |r| Ok((raw_text(r, 0)?, r.get(1).ok())))
+          .optional()
       })
       .await?;
     let Some((raw, expired)) = row else { return Ok(None) };
     let value = crate::backend::stored_text(raw)?;
-    Ok(Some(Stored { value, expires_at_ms: expired.as_deref().and_then(ms_from_iso) }))
+    Ok(Some(Stored {
+      value,
+      expires_at_ms: expired.as_deref().and_then(ms_from_iso),
+    }))
   }
 
   async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, _now_ms: f64) -> BackendResult<()> {
@@ -233,8 +240,9 @@ impl Backend for SqliteBackend {
       // knex's `sess json` column has NUMERIC affinity: SQLite stores numeric-looking text as a
       // number, and "+0" or "1.50" would come back as "0" or "1.5". Refuse what would change.
       let text = value.to_string();
-      let kept: String =
-        self.with_conn(move |c, _| c.query_row("SELECT CAST(CAST(?1 AS NUMERIC) AS TEXT)", [text], |r| r.get(0))).await?;
+      let kept: String = self
+        .with_conn(move |c, _| c.query_row("SELECT CAST(CAST(?1 AS NUMERIC) AS TEXT)", [text], |r| r.get(0)))
+        .await?;
       if kept != value {
         return Err(BackendError::invalid(format!(
           "the serialised session {value:?} would be stored by SQLite as the number {kept} (the sess column has NUMERIC affinity)"
@@ -253,7 +261,13 @@ impl Backend for SqliteBackend {
 
   async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
     let (sid, expired, now) = (sid.to_string(), expired_text(expires_at_ms), iso_from_ms(now_ms));
-    self.with_conn(move |c, q| c.prepare_cached(&q.touch)?.execute(params![sid, expired, now]).map(drop)).await
+    self
+      .with_conn(move |c, q| {
+        c.prepare_cached(&q.touch)?
+          .execute(params![sid, expired, now])
+          .map(drop)
+      })
+      .await
   }
 
   async fn destroy(&self, sid: &str) -> BackendResult<()> {
