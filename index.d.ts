@@ -1,4 +1,5 @@
 import { Store, SessionData } from 'express-session'
+import expressSession = require('express-session')
 
 type Callback<T = void> = (err: Error | null, value?: T) => void
 type StoredSession = SessionData & { [key: string]: unknown }
@@ -161,5 +162,13 @@ export declare function createStore(url?: string, options?: object): RedisStore 
 export declare function sign(value: string, secret: string | Buffer | ArrayBufferView): string
 /** The value if the signature matches one of the secrets, else false. */
 export declare function unsign(signed: string, secret: string | Buffer | ArrayBufferView | Array<string | Buffer | ArrayBufferView>): string | false
+
+/**
+ * express-session 1.19's middleware on ferrosession's native core: the same options, `req.session`
+ * API and Set-Cookie bytes, with `Store`, `MemoryStore` (ferrosession's), `Cookie` and `Session`.
+ * Typed by express-session's own declarations, so `declare module 'express-session' { interface
+ * SessionData { ... } }` augmentations an app already has apply unchanged.
+ */
+export declare const session: typeof expressSession
 
 export default RedisStore

@@ -24,8 +24,42 @@ app.get('/me', (req, res) => res.json({ user: req.session.user || null }))
 const server = app.listen(0, '127.0.0.1', () => console.log('PORT=' + server.address().port))
 `
 
+// The same app on ferrosession's own middleware and default store, with express-session not
+// installed at all: the package's runtime dependencies must be enough.
+const APP_WITHOUT_EXPRESS_SESSION = `
+const express = require('express')
+const { session } = require('ferrosession')
+const app = express()
+app.use(session({ secret: 'pack check', resave: false, saveUninitialized: false }))
+app.get('/login', (req, res) => { req.session.user = 'packed'; res.send('ok') })
+app.get('/me', (req, res) => res.json({ user: req.session.user || null }))
+const server = app.listen(0, '127.0.0.1', () => console.log('PORT=' + server.address().port))
+`
+
 function run (cmd, args, cwd, env = {}) {
   return execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } }).toString()
+}
+
+function startApp (scratch, file, env) {
+  const app = spawn(process.execPath, [file], { cwd: scratch, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const port = new Promise((resolve, reject) => {
+    let out = ''
+    app.stdout.on('data', (d) => {
+      out += d
+      const m = out.match(/PORT=(\d+)/)
+      if (m) resolve(Number(m[1]))
+    })
+    app.once('exit', (code) => reject(new Error(`${file} exited with ${code}`)))
+  })
+  return { app, port }
+}
+
+async function loginThenRead (port) {
+  const base = `http://127.0.0.1:${port}`
+  const login = await fetch(`${base}/login`)
+  const cookie = login.headers.get('set-cookie').split(';')[0]
+  const me = await (await fetch(`${base}/me`, { headers: { cookie } })).json()
+  if (me.user !== 'packed') throw new Error(`the second request did not see the session: ${JSON.stringify(me)}`)
 }
 
 async function main () {
@@ -41,21 +75,9 @@ async function main () {
     run('npm', ['install', '--no-audit', '--no-fund', 'express@5', 'express-session@1', tarball], scratch, env)
     console.log('pack-check: installed express, express-session and the tarball into a new app')
 
-    app = spawn(process.execPath, ['app.js'], { cwd: scratch, env: { ...process.env, REDIS_URL, PREFIX: prefix }, stdio: ['ignore', 'pipe', 'inherit'] })
-    const port = await new Promise((resolve, reject) => {
-      let out = ''
-      app.stdout.on('data', (d) => {
-        out += d
-        const m = out.match(/PORT=(\d+)/)
-        if (m) resolve(Number(m[1]))
-      })
-      app.once('exit', (code) => reject(new Error(`the app exited with ${code}`)))
-    })
-    const base = `http://127.0.0.1:${port}`
-    const login = await fetch(`${base}/login`)
-    const cookie = login.headers.get('set-cookie').split(';')[0]
-    const me = await (await fetch(`${base}/me`, { headers: { cookie } })).json()
-    if (me.user !== 'packed') throw new Error(`the second request did not see the session: ${JSON.stringify(me)}`)
+    const first = startApp(scratch, 'app.js', { REDIS_URL, PREFIX: prefix })
+    app = first.app
+    await loginThenRead(await first.port)
 
     const { createClient } = require('redis')
     const client = await createClient({ url: REDIS_URL }).connect()
@@ -64,7 +86,16 @@ async function main () {
     if (keys.length) await client.del(keys)
     await client.quit()
     if (!stored || stored.user !== 'packed') throw new Error(`expected one session in Redis under ${prefix}, found ${keys.length}`)
-    console.log(`pack-check: passed: the session was written to Redis as ${keys[0]} and read back over HTTP`)
+    console.log(`pack-check: the session was written to Redis as ${keys[0]} and read back over HTTP`)
+    app.kill()
+
+    run('npm', ['uninstall', '--no-audit', '--no-fund', 'express-session'], scratch, env)
+    if (fs.existsSync(path.join(scratch, 'node_modules', 'express-session'))) throw new Error('express-session is still installed')
+    fs.writeFileSync(path.join(scratch, 'own-middleware.js'), APP_WITHOUT_EXPRESS_SESSION)
+    const second = startApp(scratch, 'own-middleware.js', {})
+    app = second.app
+    await loginThenRead(await second.port)
+    console.log('pack-check: passed: ferrosession\'s session() and MemoryStore work with express-session uninstalled')
   } finally {
     if (app) app.kill()
     fs.rmSync(scratch, { recursive: true, force: true })
