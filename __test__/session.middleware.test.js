@@ -442,6 +442,22 @@ describe.each(implementations)('%s', (name, session) => {
       const value = decodeURIComponent(cookieOf(fresh).slice('connect.sid='.length)).slice(2)
       expect(cookieSignature.unsign(value, 'new secret')).toBe(sidOf(fresh))
     })
+
+    test('with rolling, a cookie signed with an old secret comes back signed with the first; one signed with the first comes back as it was', async () => {
+      const store = Memory()
+      const old = server(session, { store, secret: 'old secret' }, (req, res) => { req.session.n = 1; res.end() })
+      const rotated = server(session, { store, secret: ['new secret', 'old secret'], rolling: true }, (req, res) => res.end(String(req.session.n || 0)))
+      const first = await request(old).get('/')
+      const sid = sidOf(first)
+      const again = await request(rotated).get('/').set('Cookie', cookieOf(first)).expect(200, '1')
+      expect(cookieOf(again)).toBe('connect.sid=' + encodeURIComponent('s:' + cookieSignature.sign(sid, 'new secret')))
+      const third = await request(rotated).get('/').set('Cookie', cookieOf(again)).expect(200, '1')
+      expect(cookieOf(third)).toBe(cookieOf(again))
+      // A forged signature is not echoed back: the request gets a new session and a new cookie.
+      const forged = 'connect.sid=' + encodeURIComponent('s:' + sid + '.' + 'A'.repeat(43))
+      const refused = await request(rotated).get('/').set('Cookie', forged).expect(200, '0')
+      expect(sidOf(refused)).not.toBe(sid)
+    })
   })
 
   describe('unset option', () => {
@@ -488,6 +504,31 @@ describe.each(implementations)('%s', (name, session) => {
         })
         await request(app).get('/').expect(200, 'hello')
         expect(patched).toContain('end') // the patch was not bypassed
+      }
+    })
+
+    test('the response completes only after the store has the session, body and headers intact', async () => {
+      // An empty body with Content-Length: 0 is complete for the client as soon as express-session
+      // sends the headers, before the store has answered; ours holds it like any other.
+      const bodies = name === 'ferrosession' ? ['hello, world', Buffer.from('bytes'), ''] : ['hello, world', Buffer.from('bytes')]
+      for (const body of bodies) {
+        const store = Memory()
+        const events = []
+        const set = store.set.bind(store)
+        store.set = (sid, sess, cb) => setTimeout(() => set(sid, sess, (err) => { events.push('stored'); cb(err) }), 30)
+        const app = server(session, { store }, (req, res) => {
+          res.setHeader('Content-Length', Buffer.byteLength(body))
+          res.end(body)
+          events.push(res.headersSent ? 'headers fixed at end()' : 'headers not yet fixed')
+        })
+        const res = await request(app).get('/').buffer(true).parse((r, cb) => {
+          const chunks = []
+          r.on('data', (c) => chunks.push(c))
+          r.on('end', () => { events.push('response complete'); cb(null, Buffer.concat(chunks)) })
+        })
+        expect(res.body.toString()).toBe(body.toString())
+        expect(events).toEqual(['headers fixed at end()', 'stored', 'response complete'])
+        expect(sidOf(res)).toBeDefined()
       }
     })
   })
@@ -668,5 +709,37 @@ describe.each(implementations)('%s Cookie', (_name, session) => {
     const json = JSON.parse(JSON.stringify(c))
     expect(Object.keys(json)).toEqual(['originalMaxAge', 'expires', 'httpOnly', 'path'])
     expect(json.expires).toBe(c.expires.toISOString())
+  })
+})
+
+describe('the Set-Cookie value', () => {
+  const fc = require('fast-check')
+  const cookie = require('cookie')
+  const { serialize } = require('../lib/session/set-cookie')
+  const outcome = (fn) => {
+    try {
+      return { value: fn() }
+    } catch (err) {
+      return { error: `${err.constructor.name}: ${err.message}` }
+    }
+  }
+
+  test('is cookie.serialize\'s, value or error, for any cookie data a session can hold', () => {
+    const text = fc.oneof(fc.constantFrom('/', '/app', 'example.com', '.a.b', 'a;b', 'x y', 'é', ''), fc.string({ maxLength: 8 }))
+    const either = (arb) => fc.option(arb, { nil: undefined })
+    const data = fc.record({
+      path: either(text),
+      domain: either(text),
+      expires: either(fc.oneof(fc.date({ noInvalidDate: false }), fc.constant('2026-01-01'), fc.constant(null))),
+      httpOnly: either(fc.boolean()),
+      secure: either(fc.boolean()),
+      partitioned: either(fc.boolean()),
+      priority: either(fc.constantFrom('low', 'Medium', 'HIGH', 'urgent', 'constructor', 1)),
+      sameSite: either(fc.constantFrom(true, false, 'lax', 'Strict', 'none', 'auto', 'toString', 0))
+    })
+    const name = fc.constantFrom('connect.sid', 'sid', 'bad name', 'a;b')
+    fc.assert(fc.property(name, fc.string(), data, (n, value, opts) => {
+      expect(outcome(() => serialize(n, value, opts))).toEqual(outcome(() => cookie.serialize(n, value, opts)))
+    }), { numRuns: 3000 })
   })
 })

@@ -1,16 +1,20 @@
 'use strict'
-// The app the HTTP benchmark loads: Express 5 + express-session (resave: false,
-// saveUninitialized: false, rolling: true) on the store named by STORE, or no session middleware
-// at all (STORE=none, the ceiling). /read only reads the session (so express-session touches it),
+// The app the HTTP benchmark loads: Express 5 + the session middleware named by MIDDLEWARE
+// (express-session, or ferrosession's session()) with resave: false, saveUninitialized: false,
+// rolling: true, on the store named by STORE, or no session middleware at all (STORE=none, the
+// ceiling). /read only reads the session (so express-session touches it),
 // /write changes it (so express-session saves it), /login creates one.
 
 const express = require('express')
 const session = require('express-session')
 const ferro = require('..')
+const middleware = process.env.MIDDLEWARE === 'ferrosession' ? ferro.session : session
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
-const prefix = `benchhttp:${process.env.STORE}:`
+// BENCH_ID namespaces one benchmark run's keys and table, which bench/http.js removes afterwards.
+const prefix = `benchhttp:${process.env.BENCH_ID}:${process.env.STORE}:`
+const table = `bench_http_${process.env.BENCH_ID}`
 
 async function makeStore (name) {
   switch (name) {
@@ -25,11 +29,11 @@ async function makeStore (name) {
       return new (require('connect-redis8').RedisStore)({ client: new Redis(REDIS_URL), prefix })
     }
     case 'ferrosession postgres':
-      return new ferro.PostgresStore({ conString: DATABASE_URL, tableName: 'bench_http', createTableIfMissing: true, pruneSessionInterval: false })
+      return new ferro.PostgresStore({ conString: DATABASE_URL, tableName: table, createTableIfMissing: true, pruneSessionInterval: false })
     case 'connect-pg-simple 10 + pg Pool(10)': {
       const pg = require('pg')
       const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 10 })
-      return new (require('connect-pg-simple')(session))({ pool, tableName: 'bench_http', pruneSessionInterval: false })
+      return new (require('connect-pg-simple')(session))({ pool, tableName: table, pruneSessionInterval: false })
     }
     case 'ferrosession sqlite': return new ferro.SqliteStore({ path: process.env.SQLITE_FILE, cleanupInterval: 0 })
     case 'ferrosession memory': return new ferro.MemoryStore()
@@ -41,7 +45,7 @@ async function makeStore (name) {
 async function main () {
   const app = express()
   if (process.env.STORE !== 'none') {
-    app.use(session({
+    app.use(middleware({
       store: await makeStore(process.env.STORE),
       secret: 'bench secret',
       resave: false,

@@ -11,11 +11,43 @@ const path = require('node:path')
 const autocannon = require('autocannon')
 const { median } = require('./lib/measure')
 
-// Per group: our store, the anchors its ratio is taken against, and stores shown for context.
+// Each contender is a middleware and a store, run as its own app process. A label without a
+// ' · ' prefix runs under express-session.
+const CONTENDERS = {
+  'ferrosession redis': { store: 'ferrosession redis' },
+  'connect-redis 10 + redis 6': { store: 'connect-redis 10 + redis 6' },
+  'connect-redis 8.1 + ioredis 6': { store: 'connect-redis 8.1 + ioredis 6' },
+  'ferrosession postgres': { store: 'ferrosession postgres' },
+  'connect-pg-simple 10 + pg Pool(10)': { store: 'connect-pg-simple 10 + pg Pool(10)' },
+  'ferrosession sqlite': { store: 'ferrosession sqlite' },
+  'ferrosession memory': { store: 'ferrosession memory' },
+  'express-session MemoryStore': { store: 'express-session MemoryStore' },
+  'session() · ferrosession redis': { middleware: 'ferrosession', store: 'ferrosession redis' },
+  'session() · ferrosession memory': { middleware: 'ferrosession', store: 'ferrosession memory' },
+  none: { store: 'none' }
+}
+
+// Per group: our contender, the anchors its ratio is taken against (the best of each round), and
+// contenders shown for context. Groups with `ceiling` also run the app without sessions in the
+// same rotation, so each contender's share of the no-session ceiling comes from the same rounds.
 const GROUPS = {
   redis: { ours: 'ferrosession redis', anchors: ['connect-redis 10 + redis 6', 'connect-redis 8.1 + ioredis 6'] },
   postgres: { ours: 'ferrosession postgres', anchors: ['connect-pg-simple 10 + pg Pool(10)'] },
   embedded: { ours: 'ferrosession sqlite', anchors: ['express-session MemoryStore'], context: ['ferrosession memory'] },
+  'middleware redis': {
+    ours: 'session() · ferrosession redis',
+    anchors: ['connect-redis 10 + redis 6', 'connect-redis 8.1 + ioredis 6'],
+    context: ['ferrosession redis'],
+    ceiling: true,
+    mixes: ['read-heavy']
+  },
+  'middleware memory': {
+    ours: 'session() · ferrosession memory',
+    anchors: ['express-session MemoryStore'],
+    context: ['ferrosession memory'],
+    ceiling: true,
+    mixes: ['read-heavy']
+  },
   ceiling: { ours: 'none', anchors: [] }
 }
 const MIXES = { 'read-heavy': 0.9, 'write-heavy': 0.5 }
@@ -30,10 +62,20 @@ function freePort () {
   })
 }
 
-async function startApp (store, sqliteFile) {
+/** Nanoseconds the app's main (JS) thread has been on a CPU, from the kernel's schedstat. */
+function eventLoopCpuNs (pid) {
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0])
+  } catch {
+    return NaN
+  }
+}
+
+async function startApp (label, sqliteFile) {
+  const { middleware = 'express-session', store } = CONTENDERS[label]
   const port = await freePort()
   const child = spawn(process.execPath, [path.join(__dirname, 'http-app.js')], {
-    env: { ...process.env, STORE: store, PORT: String(port), SQLITE_FILE: sqliteFile },
+    env: { ...process.env, BENCH_ID: String(process.pid), MIDDLEWARE: middleware, STORE: store, PORT: String(port), SQLITE_FILE: sqliteFile },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   await new Promise((resolve, reject) => {
@@ -70,23 +112,39 @@ function load (app, readShare, seconds) {
   })
 }
 
+/** Deletes the sessions the apps of this run created: their Redis keys and their table. */
+async function removeBenchData () {
+  const ferro = require('..')
+  const redis = new ferro.RedisStore({ url: process.env.REDIS_URL || 'redis://127.0.0.1:6379', prefix: `benchhttp:${process.pid}:` })
+  await redis.clear().catch(() => {})
+  await redis.close()
+  const pg = require('pg')
+  const client = new pg.Client({ connectionString: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test' })
+  await client.connect()
+  await client.query(`DROP TABLE IF EXISTS "bench_http_${process.pid}"`)
+  await client.end()
+}
+
 async function runHttp ({ only, rounds, seconds, log }) {
   const rows = []
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-bench-http-'))
   try {
-    for (const [group, { ours, anchors, context = [] }] of Object.entries(GROUPS)) {
-      if (only.length && !only.includes(group) && group !== 'ceiling') continue
-      const stores = [ours, ...anchors, ...context]
+    for (const [group, { ours, anchors, context = [], ceiling = false, mixes = Object.keys(MIXES) }] of Object.entries(GROUPS)) {
+      if (only.length && !only.some((o) => group.split(' ').includes(o)) && group !== 'ceiling') continue
+      const stores = [ours, ...anchors, ...context, ...(ceiling ? ['none'] : [])]
       const apps = {}
       for (const s of stores) apps[s] = await startApp(s, path.join(dir, `${s.replace(/\W/g, '_')}.sqlite`))
-      for (const [mix, readShare] of Object.entries(MIXES)) {
+      for (const mix of mixes) {
+        const readShare = MIXES[mix]
         const samples = Object.fromEntries(stores.map((s) => [s, []]))
         for (let r = 0; r < rounds; r++) {
           for (let k = 0; k < stores.length; k++) {
             const s = stores[(k + r) % stores.length]
+            const cpu0 = eventLoopCpuNs(apps[s].child.pid)
             const result = await load(apps[s], readShare, seconds)
+            const cpuUsPerRequest = (eventLoopCpuNs(apps[s].child.pid) - cpu0) / 1000 / result.requests.total
             if (result.non2xx || result.errors) log(`  warning: ${s} ${mix}: ${result.non2xx} non-2xx, ${result.errors} errors`)
-            samples[s].push({ rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 })
+            samples[s].push({ rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuUsPerRequest })
           }
         }
         const ratios = Array.from({ length: rounds }, (_, r) => samples[ours][r].rps / Math.max(...anchors.map((a) => samples[a][r].rps)))
@@ -97,9 +155,14 @@ async function runHttp ({ only, rounds, seconds, log }) {
             contender: s,
             rps: median(samples[s].map((x) => x.rps)),
             p50: median(samples[s].map((x) => x.p50)),
-            p99: median(samples[s].map((x) => x.p99))
+            p99: median(samples[s].map((x) => x.p99)),
+            cpuUsPerRequest: median(samples[s].map((x) => x.cpuUsPerRequest))
           }
-          if (s === ours && anchors.length) Object.assign(row, { ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios) })
+          if (ceiling) row.ceilingShare = median(samples[s].map((x, r) => x.rps / samples.none[r].rps))
+          if (s === ours && anchors.length) {
+            const cpuRatios = Array.from({ length: rounds }, (_, r) => samples[ours][r].cpuUsPerRequest / Math.min(...anchors.map((a) => samples[a][r].cpuUsPerRequest)))
+            Object.assign(row, { ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), cpuRatio: median(cpuRatios) })
+          }
           rows.push(row)
         }
         log(`  http ${group} ${mix}: ` + stores.map((s) => `${s} ${Math.round(rows.find((x) => x.group === group && x.mix === mix && x.contender === s).rps)} req/s`).join(', '))
@@ -111,6 +174,7 @@ async function runHttp ({ only, rounds, seconds, log }) {
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
+    await removeBenchData()
   }
   return rows
 }

@@ -95,6 +95,11 @@ function summarise (backend, cell, samples) {
   const ratios = Array.from({ length: rounds }, (_, r) => samples[ours][r].opsPerSec / bestAnchorOps(r))
   const cpuRatios = Array.from({ length: rounds }, (_, r) => samples[ours][r].mainCpuUsPerOp / bestAnchorCpu(r))
   const p50Added = Array.from({ length: rounds }, (_, r) => samples[ours][r].p50 - bestAnchorP50(r))
+  // Per-anchor medians of per-round ratios, for targets named against one anchor (e.g. ioredis).
+  const vs = Object.fromEntries(anchors.map((a) => [a, {
+    ops: median(Array.from({ length: rounds }, (_, r) => samples[ours][r].opsPerSec / samples[a][r].opsPerSec)),
+    mainCpu: median(Array.from({ length: rounds }, (_, r) => samples[ours][r].mainCpuUsPerOp / samples[a][r].mainCpuUsPerOp))
+  }]))
   return Object.entries(samples).map(([contender, ms]) => {
     const row = {
       backend,
@@ -116,6 +121,7 @@ function summarise (backend, cell, samples) {
         ratioOpsMin: Math.min(...ratios),
         ratioOpsMax: Math.max(...ratios),
         ratioMainCpu: median(cpuRatios),
+        vs,
         addedP50Us: median(p50Added)
       })
     }

@@ -19,6 +19,11 @@ const BATCHED = { get: binding.OP_GET, set: binding.OP_SET, touch: binding.OP_TO
 
 /** Sessions this large go to the native side at once instead of waiting for the end of the turn. */
 const BATCH_MAX_CHARS = 256 * 1024
+// Requests per batch: a full batch goes at once and the next one starts. Smaller batches overlap
+// the stages (Rust and the server work on one batch while JS parses the answers to the previous);
+// one batch of everything made JS and the server take turns waiting for each other. 32 measured
+// best of 16/32/64/unbounded in bench/ (Redis get 2 KB at 256 in flight: 1.25x -> 2.0x ioredis).
+const BATCH_MAX_REQUESTS = 32
 
 /** At most this many sids are remembered as "already reported unreadable". */
 const REPORTED_MAX = 10000
@@ -295,6 +300,7 @@ class NativeBackedStore extends Store {
     b.values.push(text === undefined ? '' : text)
     b.at.push(at === undefined ? NaN : at)
     b.now.push(now === undefined ? NaN : now)
+    if (b.ids.length >= BATCH_MAX_REQUESTS) this._flushBatch()
   }
 
   _flushBatch () {

@@ -32,4 +32,17 @@ function unsign (input, secret) {
   return ok ? input.slice(0, input.lastIndexOf('.')) : false
 }
 
-module.exports = { sign, unsign }
+/**
+ * Which of `secrets` (an array, tried in order) signed `input`: its index, or -1. The middleware
+ * uses it to send back a cookie verified with the first secret as it came, instead of signing
+ * the same value again (HMAC is deterministic: the bytes are the same).
+ */
+function matchingSecretIndex (input, secrets) {
+  if (typeof input !== 'string') throw new TypeError('Signed cookie string must be provided.')
+  if (!Array.isArray(secrets) || secrets.length === 0) throw new TypeError('Secret key must be provided.')
+  for (const s of secrets) if (s == null) throw new TypeError('Secret key must be provided.')
+  if (secrets.length === 1) return binding.matchesSecret(input, key(secrets[0])) ? 0 : -1
+  return binding.matchingSecret(input, secrets.map(key))
+}
+
+module.exports = { sign, unsign, matchingSecretIndex }

@@ -448,6 +448,23 @@ function runContract (backend) {
         ].sort())
         expect((await s.ids()).sort()).toEqual(['ok', 'warm'])
       })
+
+      test('more requests in one turn than one batch carries: each answered once, with its own session', async () => {
+        const s = stores.create()
+        await s.set('warm', sessionData())
+        const n = 150 // several batches' worth
+        const answers = new Map()
+        const answer = (label) => new Promise((resolve) => s[label.op](...label.args, (err, value) => {
+          answers.set(label.key, (answers.get(label.key) || 0) + 1)
+          resolve(err || value)
+        }))
+        const sets = Array.from({ length: n }, (_, i) => answer({ op: 'set', key: `set ${i}`, args: [`many-${i}`, sessionData(60000, { i })] }))
+        expect((await Promise.all(sets)).every((r) => r === undefined || r === null)).toBe(true)
+        const gets = await Promise.all(Array.from({ length: n }, (_, i) => answer({ op: 'get', key: `get ${i}`, args: [`many-${i}`] })))
+        expect(gets.map((g) => g && g.i)).toEqual(Array.from({ length: n }, (_, i) => i))
+        expect([...answers.values()].every((count) => count === 1)).toBe(true)
+        expect(answers.size).toBe(2 * n)
+      })
     })
 
     describe('close()', () => {

