@@ -19,12 +19,6 @@ export declare class Dispatcher {
 }
 
 export declare class NativeStore {
-  /** A Redis store. Constructing opens no connection; the first request does. */
-  static redis(dispatcher: Dispatcher, storeId: number, options: RedisOptions): NativeStore
-  /** A PostgreSQL store (connect-pg-simple's table). Constructing opens no connection. */
-  static postgres(dispatcher: Dispatcher, storeId: number, options: PostgresOptions): NativeStore
-  /** A SQLite store (connect-session-knex's table) in a file or `:memory:`. */
-  static sqlite(dispatcher: Dispatcher, storeId: number, options: SqliteOptions): NativeStore
   /** A bounded in-process store. */
   static memory(dispatcher: Dispatcher, storeId: number, options: MemoryOptions): NativeStore
   /** Whether this store answers from the call itself (no I/O); JS then never batches its requests. */
@@ -66,6 +60,17 @@ export declare class NativeStore {
    * Refused unless the process was started with FERROSESSION_TEST_HOOKS=1.
    */
   panicInTask(id: number): undefined | null | string | (string | null)[] | number | [string, number]
+  /** A MySQL/MariaDB store. Constructing opens no connection. */
+  static mysql(dispatcher: Dispatcher, storeId: number, options: MysqlOptions): NativeStore
+  /**
+   * A PostgreSQL store (connect-pg-simple's or connect-session-knex's table). Constructing opens
+   * no connection.
+   */
+  static postgres(dispatcher: Dispatcher, storeId: number, options: PostgresOptions): NativeStore
+  /** A Redis store. Constructing opens no connection; the first request does. */
+  static redis(dispatcher: Dispatcher, storeId: number, options: RedisOptions): NativeStore
+  /** A SQLite store (connect-session-knex's table) in a file or `:memory:`. */
+  static sqlite(dispatcher: Dispatcher, storeId: number, options: SqliteOptions): NativeStore
 }
 
 /** Every callback fires within this many ms unless the store says otherwise (`commandTimeout`). */
@@ -84,6 +89,45 @@ export interface MemoryOptions {
   max?: number
   /** Most bytes of session ids plus serialised sessions kept. Absent: no byte limit. */
   maxBytes?: number
+}
+
+export interface MysqlOptions {
+  host?: string
+  port?: number
+  user?: string
+  password?: string
+  database?: string
+  /** A Unix socket path (mysql2's `socketPath`): used instead of host and port. */
+  socketPath?: string
+  /** `express-mysql-session` or `knex`. */
+  layout: string
+  /** The table, `database.table` allowed (express-mysql-session splits on the dot). */
+  tableName: string
+  sidColumn: string
+  expiresColumn: string
+  dataColumn: string
+  createTable: boolean
+  /** express-mysql-session's `charset`: the collation of the created table's text columns. */
+  collation?: string
+  poolSize?: number
+  connectTimeoutMs?: number
+  commandTimeoutMs?: number
+  /** Pooled connections unused for this long are closed (ms); 0 keeps them. */
+  idleTimeoutMs?: number
+  /** Present: TLS is required (never a silent fallback to plaintext). */
+  tls?: MysqlTls
+}
+
+/** mysql2's `ssl` option, as JS read it. */
+export interface MysqlTls {
+  /** PEM certificates to trust instead of the built-in roots. */
+  ca?: Array<string>
+  cert?: string
+  key?: string
+  /** false: any certificate is accepted (mysql2's `rejectUnauthorized: false`). */
+  rejectUnauthorized: boolean
+  /** Check the certificate against this name instead of the host. */
+  servername?: string
 }
 
 export declare const OP_DESTROY: number
@@ -121,6 +165,10 @@ export interface PostgresOptions {
   /** node-pg's `application_name` and `options` (startup options, `-c name=value ...`). */
   applicationName?: string
   startupOptions?: string
+  /** `connect-pg-simple` (default) or `knex` (connect-session-knex's `sessions` table). */
+  layout?: string
+  /** The sid column of the knex layout (its `sidFieldName`). */
+  sidColumn?: string
 }
 
 /**

@@ -103,6 +103,13 @@ export interface PostgresStoreOptions extends CommonOptions {
   poolSize?: number
   /** Milliseconds; sets statement_timeout on the store's connections. */
   statementTimeout?: number
+  /** 'knex': connect-session-knex's `sessions` table instead of connect-pg-simple's. */
+  layout?: 'connect-pg-simple' | 'knex'
+  /** knex layout: connect-session-knex's options. */
+  sidFieldName?: string
+  createTable?: boolean
+  cleanupInterval?: number
+  onDbCleanupError?: (err: Error) => void
 }
 
 export declare class PostgresStore extends NativeBackedStore {
@@ -114,6 +121,85 @@ export declare class PostgresStore extends NativeBackedStore {
   pruneSessions(): Promise<number>
   quotedTable(): string
 }
+
+/** mysql2's `ssl`: TLS is required once given. */
+export interface MySqlTlsOptions {
+  ca?: string | Buffer | Array<string | Buffer>
+  cert?: string | Buffer
+  key?: string | Buffer
+  rejectUnauthorized?: boolean
+  /** The name the server certificate must carry, when it is not the host. */
+  servername?: string
+  verifyIdentity?: boolean
+}
+
+export interface MySqlStoreOptions extends CommonOptions {
+  host?: string
+  port?: number
+  user?: string
+  password?: string
+  database?: string
+  socketPath?: string
+  /** `mysql://user:pass@host:port/database` (or `mariadb://`). */
+  url?: string
+  ssl?: MySqlTlsOptions | boolean
+  connectionLimit?: number
+  /** ms pooled connections may stay idle (default 10000; 0 keeps them). */
+  idleTimeout?: number
+  poolSize?: number
+  schema?: { tableName?: string; columnNames?: { session_id?: string; expires?: string; data?: string } }
+  createDatabaseTable?: boolean
+  /** ms for sessions whose cookie has no expiry (default 86400000). */
+  expiration?: number
+  /** Seconds, or a function of the session (wins over `expiration`). */
+  ttl?: number | ((session: SessionData) => number)
+  clearExpired?: boolean
+  /** ms between deletes of expired rows (default 900000). */
+  checkExpirationInterval?: number
+  endConnectionOnClose?: boolean
+  /** A utf8mb4 collation for the created table (default utf8mb4_bin). */
+  charset?: string
+  /** 'knex': connect-session-knex's `sessions` table instead of express-mysql-session's. */
+  layout?: 'express-mysql-session' | 'knex'
+  tableName?: string
+  sidFieldName?: string
+  createTable?: boolean
+  cleanupInterval?: number
+  onDbCleanupError?: (err: Error) => void
+}
+
+declare class MySqlStoreClass extends NativeBackedStore {
+  /** `connection`: the app's mysql2 or mysql pool or connection, whose settings are read. */
+  constructor(options?: MySqlStoreOptions, connection?: unknown)
+  options: MySqlStoreOptions
+  connection?: unknown
+  state: 'INITIALIZING' | 'INITIALIZED' | 'CLOSING' | 'CLOSED'
+  onReady(): Promise<void>
+  clearExpiredSessions(callback: Callback<number>): void
+  clearExpiredSessions(): Promise<number>
+}
+/** A class, and express-mysql-session's factory shape: `MySqlStore(session)` is `MySqlStore`. */
+export declare const MySqlStore: typeof MySqlStoreClass & ((session?: unknown) => typeof MySqlStoreClass & ((session?: unknown) => unknown))
+export type MySqlStore = MySqlStoreClass
+export { MySqlStore as MySQLStore }
+
+export interface KnexStoreOptions {
+  /** The app's knex instance (PostgreSQL, MySQL/MariaDB or SQLite); none: SQLite in ./connect-session-knex.sqlite. */
+  knex?: { client: unknown }
+  tableName?: string
+  sidFieldName?: string
+  createTable?: boolean
+  cleanupInterval?: number
+  onDbCleanupError?: (err: Error) => void
+  [option: string]: unknown
+}
+
+/** connect-session-knex 5's class (and v4's factory): the native store for knex's database. */
+export declare const KnexStore: {
+  new (options?: KnexStoreOptions): PostgresStore | MySqlStoreClass | SqliteStore
+  (session?: unknown): typeof KnexStore
+}
+export { KnexStore as ConnectSessionKnexStore }
 
 export interface SqliteStoreOptions extends CommonOptions {
   /** Database file (default ./sessions.sqlite) or ':memory:'. */
@@ -155,8 +241,8 @@ export declare class MemoryStore extends NativeBackedStore {
   stopInterval(): void
 }
 
-/** The store for a URL: redis://, rediss://, postgres://, postgresql://, sqlite:<path>, memory:; none gives SqliteStore. */
-export declare function createStore(url?: string, options?: object): RedisStore | PostgresStore | SqliteStore | MemoryStore
+/** The store for a URL: redis://, rediss://, postgres://, postgresql://, mysql://, mariadb://, sqlite:<path>, memory:; none gives SqliteStore. */
+export declare function createStore(url?: string, options?: object): RedisStore | PostgresStore | MySqlStore | SqliteStore | MemoryStore
 
 /** cookie-signature's sign: `value + '.' + base64(HMAC-SHA256(secret, value))` without padding. */
 export declare function sign(value: string, secret: string | Buffer | ArrayBufferView): string

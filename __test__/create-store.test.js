@@ -2,13 +2,15 @@
 // createStore: one entry point that picks the store from a URL.
 
 const path = require('node:path')
-const { createStore, RedisStore, PostgresStore, SqliteStore, MemoryStore } = require('..')
+const { createStore, RedisStore, PostgresStore, MySqlStore, SqliteStore, MemoryStore } = require('..')
 
 test.each([
   ['redis://127.0.0.1:6379', RedisStore],
   ['rediss://user:pw@example.com:6380/2', RedisStore],
   ['postgres://postgres@127.0.0.1/test', PostgresStore],
   ['postgresql://postgres@127.0.0.1/test', PostgresStore],
+  ['mysql://root@127.0.0.1/test', MySqlStore],
+  ['mariadb://root@127.0.0.1/test', MySqlStore],
   ['sqlite::memory:', SqliteStore],
   ['memory:', MemoryStore]
 ])('%s makes a %p', async (url, Class) => {
@@ -32,6 +34,6 @@ test('sqlite:<path> uses that file, and options pass through', async () => {
 
 test('an unknown scheme is a clear error naming the supported ones, without leaking credentials', () => {
   expect(() => createStore('mongodb://user:secret@host/db')).toThrow(
-    'ferrosession createStore: unsupported store URL "host/db"; supported: redis://, rediss://, postgres://, postgresql://, sqlite:<path>, memory:, or no URL for the embedded SQLite store')
+    'ferrosession createStore: unsupported store URL "host/db"; supported: redis://, rediss://, postgres://, postgresql://, mysql://, mariadb://, sqlite:<path>, memory:, or no URL for the embedded SQLite store')
   expect(() => createStore(42)).toThrow(TypeError)
 })

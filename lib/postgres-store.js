@@ -1,6 +1,6 @@
 'use strict'
-// PostgresStore: connect-pg-simple 10's options, table and statements, with pooling and the
-// protocol in Rust. Connection settings come, in connect-pg-simple's order, from `pool` (an
+// PostgresStore: connect-pg-simple 10's options, table and statements (or, with layout: 'knex',
+// connect-session-knex 5's), with pooling and the protocol in Rust. Connection settings come, in connect-pg-simple's order, from `pool` (an
 // existing pg.Pool), `pgPromise`, `conObject`, `conString`, `DATABASE_URL`, then libpq's PG*
 // environment variables; the store reads them and connects natively.
 
@@ -16,6 +16,10 @@ const DEFAULT_IDLE_MS = 10000
 class PostgresStore extends NativeBackedStore {
   constructor (options = {}) {
     super('postgres', options)
+    if (options.layout !== undefined && options.layout !== 'knex' && options.layout !== 'connect-pg-simple') {
+      throw new TypeError(`ferrosession postgres: option layout must be 'connect-pg-simple' or 'knex', got ${String(options.layout)}`)
+    }
+    const knex = options.layout === 'knex'
     const connection = connectionOf(options)
     let { schemaName, tableName } = options
     // connect-pg-simple's legacy spelling `schema"."table` in tableName.
@@ -23,18 +27,30 @@ class PostgresStore extends NativeBackedStore {
       [schemaName, tableName] = tableName.split('"."')
     }
     this.schemaName = schemaName || undefined
-    this.tableName = tableName || 'session'
     this.ttl = normaliseTtl(options.ttl, 'postgres')
-    this.pruneSessionInterval = options.pruneSessionInterval === false
-      ? false
-      : (options.pruneSessionInterval ?? DEFAULT_PRUNE_SECONDS) * 1000
     this.pruneSessionRandomizedInterval = typeof options.pruneSessionRandomizedInterval === 'function'
       ? options.pruneSessionRandomizedInterval
       : options.pruneSessionRandomizedInterval === false ? (ms) => ms : (ms) => Math.ceil(ms / 2 + ms * Math.random())
-    this._schedulePruning(this.pruneSessionInterval || 0, {
-      jitter: this.pruneSessionRandomizedInterval,
-      onError: (err) => this.errorLog('Failed to prune sessions:', err)
-    })
+    let createTable
+    if (knex) {
+      // connect-session-knex 5's names, and v4's lower-case spellings.
+      this.tableName = tableName ?? options.tablename ?? 'sessions'
+      this.sidFieldName = options.sidFieldName ?? options.sidfieldname ?? 'sid'
+      createTable = options.createTable ?? options.createtable ?? true
+      const interval = options.disableDbCleanup === true ? 0 : (options.cleanupInterval ?? options.clearInterval ?? 60000)
+      this.onDbCleanupError = typeof options.onDbCleanupError === 'function' ? options.onDbCleanupError : (err) => console.error(err)
+      this._schedulePruning(interval, { jitter: this.pruneSessionRandomizedInterval, onError: this.onDbCleanupError })
+    } else {
+      this.tableName = tableName || 'session'
+      createTable = Boolean(options.createTableIfMissing)
+      this.pruneSessionInterval = options.pruneSessionInterval === false
+        ? false
+        : (options.pruneSessionInterval ?? DEFAULT_PRUNE_SECONDS) * 1000
+      this._schedulePruning(this.pruneSessionInterval || 0, {
+        jitter: this.pruneSessionRandomizedInterval,
+        onError: (err) => this.errorLog('Failed to prune sessions:', err)
+      })
+    }
     // The store's own options win; then what the app's pg settings say; then the defaults.
     if (options.commandTimeout == null && connection.commandTimeoutMs) this.commandTimeout = connection.commandTimeoutMs
     if (options.connectTimeout == null && connection.connectTimeoutMs) this.connectTimeout = connection.connectTimeoutMs
@@ -55,7 +71,9 @@ class PostgresStore extends NativeBackedStore {
       startupOptions: connection.startupOptions,
       schemaName: this.schemaName,
       tableName: this.tableName,
-      createTableIfMissing: Boolean(options.createTableIfMissing),
+      createTableIfMissing: Boolean(createTable),
+      layout: knex ? 'knex' : 'connect-pg-simple',
+      sidColumn: knex ? String(this.sidFieldName) : undefined,
       poolSize: options.poolSize ?? connection.poolSize,
       connectTimeoutMs: Math.ceil(this.connectTimeout),
       commandTimeoutMs: Math.ceil(this.commandTimeout),

@@ -9,6 +9,7 @@ const path = require('node:path')
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
+const MYSQL_URL = process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test'
 const root = path.join(__dirname, '..')
 
 /** Names of what the suites create, by the prefixes they use. */
@@ -33,6 +34,15 @@ async function postgresObjects () {
   return [...schemas.rows, ...tables.rows].map((r) => r.name)
 }
 
+async function mysqlObjects () {
+  const mysql = require('mysql2/promise')
+  const connection = await mysql.createConnection({ uri: MYSQL_URL })
+  const [databases] = await connection.query("SELECT schema_name AS name FROM information_schema.schemata WHERE schema_name LIKE 'ferrotest%'")
+  const [tables] = await connection.query("SELECT CONCAT(table_schema, '.', table_name) AS name FROM information_schema.tables WHERE table_name LIKE 'ferrotest%'")
+  await connection.end()
+  return [...databases, ...tables].map((r) => r.name)
+}
+
 function tempDirs () {
   return fs.readdirSync(os.tmpdir()).filter((name) => TEMP_DIRS.test(name))
 }
@@ -45,6 +55,7 @@ async function main () {
   const found = {
     'Redis keys ferrotest:*': await redisKeys(),
     'PostgreSQL schemas/tables ferrotest*': await postgresObjects(),
+    'MariaDB databases/tables ferrotest*': await mysqlObjects(),
     [`temporary directories in ${os.tmpdir()}`]: tempDirs(),
     'SQLite files in the repository': sqliteFiles()
   }
@@ -58,7 +69,7 @@ async function main () {
     console.error('leftovers: the test run left the above behind; every suite must clean up after itself.')
     process.exit(1)
   }
-  console.log('leftovers: none (Redis, PostgreSQL, temporary directories, SQLite files)')
+  console.log('leftovers: none (Redis, PostgreSQL, MariaDB, temporary directories, SQLite files)')
 }
 
 main().catch((err) => {

@@ -4,6 +4,7 @@
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
+const MYSQL_URL = process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test'
 
 async function redis () {
   const { createClient } = require('redis')
@@ -23,9 +24,16 @@ async function postgres () {
   await client.end()
 }
 
+async function mariadb () {
+  const mysql = require('mysql2/promise')
+  const connection = await mysql.createConnection({ uri: MYSQL_URL, connectTimeout: 3000 })
+  await connection.query('SELECT 1')
+  await connection.end()
+}
+
 async function main () {
   let failed = false
-  for (const [name, url, check] of [['Redis', REDIS_URL, redis], ['PostgreSQL', DATABASE_URL, postgres]]) {
+  for (const [name, url, check] of [['Redis', REDIS_URL, redis], ['PostgreSQL', DATABASE_URL, postgres], ['MariaDB', MYSQL_URL, mariadb]]) {
     try {
       await check()
       console.log(`services: ${name} at ${url} answers`)

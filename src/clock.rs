@@ -42,6 +42,18 @@ pub fn ms_from_iso(text: &str) -> Option<f64> {
   Some((((days * 24 + h) * 60 + min) * 60 + s) as f64 * 1000.0 + ms as f64)
 }
 
+/// connect-session-knex's MySQL `datetime` text: `toISOString().slice(0, 19).replace("T", " ")`,
+/// the UTC wall clock floored to the second (`2026-11-27 14:50:21`).
+pub fn datetime_from_ms(ms: f64) -> String {
+  iso_from_ms(ms)[..19].replacen('T', " ", 1)
+}
+
+/// The instant a UTC wall-clock date and time name, in epoch ms.
+pub fn ms_from_utc(y: i64, m: i64, d: i64, h: i64, min: i64, s: i64, micros: i64) -> f64 {
+  let days = days_from_civil(y, m, d);
+  (((days * 24 + h) * 60 + min) * 60 + s) as f64 * 1000.0 + (micros / 1000) as f64
+}
+
 /// (year, month, day) to days since 1970-01-01 (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
   let y = if m <= 2 { y - 1 } else { y };
@@ -91,6 +103,8 @@ mod tests {
       assert_eq!(ms_from_iso(&iso_from_ms(ms)), Some(ms));
     }
     assert_eq!(ms_from_iso("2026-11-27 14:50:21"), None);
+    assert_eq!(datetime_from_ms(1_764_255_021_999.0), "2025-11-27 14:50:21");
+    assert_eq!(ms_from_utc(2025, 11, 27, 14, 50, 21, 25_000), 1_764_255_021_025.0);
     assert_eq!(ms_from_iso("not a date at all, really"), None);
   }
 }

@@ -1,4 +1,4 @@
-//! ferrosession's native core: the storage backends (Redis, PostgreSQL, SQLite, memory), their
+//! ferrosession's native core: the storage backends (Redis, PostgreSQL, MySQL, SQLite, memory), their
 //! I/O and pooling, and cookie signing, driven from the JS `Store` classes in `lib/`. Nothing here may panic across the N-API boundary: every
 //! export has `catch_unwind` and every spawned task goes through `dispatch::spawn_guarded`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -13,13 +13,22 @@ mod error;
 mod health;
 mod memory_backend;
 mod native_store;
+// After native_store: napi expands `#[napi] impl NativeStore` blocks only once the struct is seen.
+#[cfg(feature = "mysql")]
+mod mysql_backend;
+#[cfg(feature = "postgres")]
 mod postgres_backend;
+#[cfg(feature = "postgres")]
 mod postgres_config;
+#[cfg(feature = "redis")]
 mod redis_backend;
+#[cfg(feature = "redis")]
 mod redis_connection;
 mod runtime;
 mod signing;
 mod sql;
+#[cfg(feature = "sqlite")]
 mod sqlite_backend;
+#[cfg(feature = "sqlite")]
 mod sqlite_pool;
 mod tls;

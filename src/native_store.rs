@@ -19,9 +19,6 @@ use crate::dispatch::{Dispatcher, Sender, Value, panic_error, spawn_guarded};
 use crate::error::{BackendError, BackendResult};
 use crate::health::Health;
 use crate::memory_backend::{MemoryBackend, MemoryOptions};
-use crate::postgres_backend::{PostgresBackend, PostgresOptions};
-use crate::redis_backend::{RedisBackend, RedisOptions};
-use crate::sqlite_backend::{SqliteBackend, SqliteOptions};
 
 /// Request codes of `batch`. JS reads these constants; nothing else numbers requests.
 #[napi]
@@ -58,33 +55,6 @@ struct Core {
 
 #[napi]
 impl NativeStore {
-  /// A Redis store. Constructing opens no connection; the first request does.
-  #[napi(factory, catch_unwind)]
-  pub fn redis(dispatcher: &Dispatcher, store_id: u32, options: RedisOptions) -> napi::Result<Self> {
-    let timeouts = (options.command_timeout_ms, options.connect_timeout_ms);
-    Self::with_backend(dispatcher, store_id, "redis", RedisBackend::new(options), timeouts)
-  }
-
-  /// A PostgreSQL store (connect-pg-simple's table). Constructing opens no connection.
-  #[napi(factory, catch_unwind)]
-  pub fn postgres(dispatcher: &Dispatcher, store_id: u32, options: PostgresOptions) -> napi::Result<Self> {
-    let timeouts = (options.command_timeout_ms, options.connect_timeout_ms);
-    Self::with_backend(
-      dispatcher,
-      store_id,
-      "postgres",
-      PostgresBackend::new(options),
-      timeouts,
-    )
-  }
-
-  /// A SQLite store (connect-session-knex's table) in a file or `:memory:`.
-  #[napi(factory, catch_unwind)]
-  pub fn sqlite(dispatcher: &Dispatcher, store_id: u32, options: SqliteOptions) -> napi::Result<Self> {
-    let timeouts = (options.command_timeout_ms, None);
-    Self::with_backend(dispatcher, store_id, "sqlite", SqliteBackend::new(options), timeouts)
-  }
-
   /// A bounded in-process store.
   #[napi(factory, catch_unwind)]
   pub fn memory(dispatcher: &Dispatcher, store_id: u32, options: MemoryOptions) -> napi::Result<Self> {
@@ -332,7 +302,7 @@ fn test_hooks_enabled() -> bool {
 impl NativeStore {
   /// The one way a store is made: a backend's constructor result (its option errors become a JS
   /// `Error` naming the backend) wired to the dispatcher, health events and the timeouts.
-  fn with_backend<B: Backend>(
+  pub(crate) fn with_backend<B: Backend>(
     dispatcher: &Dispatcher,
     store_id: u32,
     name: &str,

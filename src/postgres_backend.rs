@@ -16,7 +16,9 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Config, NoTls, Row, Statement};
 
 use crate::backend::{Backend, Stored};
+use crate::dispatch::Dispatcher;
 use crate::error::{BackendError, BackendResult};
+use crate::native_store::NativeStore;
 use crate::postgres_config::{self, Connection, Connector};
 use crate::sql::{self, Statements};
 use crate::tls::{self, TlsSettings};
@@ -46,6 +48,46 @@ pub struct PostgresOptions {
   /// node-pg's `application_name` and `options` (startup options, `-c name=value ...`).
   pub application_name: Option<String>,
   pub startup_options: Option<String>,
+  /// `connect-pg-simple` (default) or `knex` (connect-session-knex's `sessions` table).
+  pub layout: Option<String>,
+  /// The sid column of the knex layout (its `sidFieldName`).
+  pub sid_column: Option<String>,
+}
+
+/// Whose table: connect-pg-simple's (`expire timestamp(6)`, whole seconds rounded up) or
+/// connect-session-knex's (`expired timestamptz`, to the millisecond).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+  PgSimple,
+  Knex,
+}
+
+impl Layout {
+  /// An instant as the seconds `to_timestamp()` is given: connect-pg-simple's
+  /// `Math.ceil(ms / 1000)`, or the exact instant for knex's timestamptz.
+  fn secs(self, ms: f64) -> f64 {
+    match self {
+      Layout::PgSimple => (ms / 1000.0).ceil(),
+      Layout::Knex => ms / 1000.0,
+    }
+  }
+}
+
+#[napi]
+impl NativeStore {
+  /// A PostgreSQL store (connect-pg-simple's or connect-session-knex's table). Constructing opens
+  /// no connection.
+  #[napi(factory, catch_unwind)]
+  pub fn postgres(dispatcher: &Dispatcher, store_id: u32, options: PostgresOptions) -> napi::Result<NativeStore> {
+    let timeouts = (options.command_timeout_ms, options.connect_timeout_ms);
+    NativeStore::with_backend(
+      dispatcher,
+      store_id,
+      "postgres",
+      PostgresBackend::new(options),
+      timeouts,
+    )
+  }
 }
 
 /// The table's statements plus what PostgreSQL needs besides them.
@@ -62,6 +104,7 @@ struct TableSql {
 
 pub struct PostgresBackend {
   pool: Pool,
+  layout: Layout,
   /// For the recovery probe's own fresh connection.
   config: Config,
   connector: Connector,
@@ -170,13 +213,20 @@ impl PostgresBackend {
       .recycle_timeout(Some(connect_timeout))
       .build()
       .map_err(|e| BackendError::invalid(format!("cannot build the connection pool: {e}")))?;
-    let sql = statements(o.schema_name.as_deref().filter(|s| !s.is_empty()), &o.table_name)?;
+    let layout = match o.layout.as_deref() {
+      None | Some("connect-pg-simple") => Layout::PgSimple,
+      Some("knex") => Layout::Knex,
+      Some(other) => return Err(BackendError::invalid(format!("unknown table layout {other:?}"))),
+    };
+    let schema = o.schema_name.as_deref().filter(|s| !s.is_empty());
+    let sql = statements(layout, schema, &o.table_name, o.sid_column.as_deref().unwrap_or("sid"))?;
     let idle = o
       .idle_timeout_ms
       .filter(|ms| *ms > 0)
       .map(|ms| Duration::from_millis(u64::from(ms)));
     Ok(Self {
       pool,
+      layout,
       config,
       connector,
       connect_timeout,
@@ -272,9 +322,13 @@ impl PostgresBackend {
       return Ok(());
     }
     Err(BackendError::backend(format!(
-      "column \"{column}\" of table {} has type {}, but ferrosession needs {expected} there (connect-pg-simple's table)",
+      "column \"{column}\" of table {} has type {}, but ferrosession needs {expected} there ({})",
       self.sql.display,
-      ty.name()
+      ty.name(),
+      match self.layout {
+        Layout::PgSimple => "connect-pg-simple's table",
+        Layout::Knex => "connect-session-knex's table",
+      }
     )))
   }
 
@@ -339,11 +393,15 @@ impl PostgresBackend {
       }
       if *code == SqlState::UNDEFINED_TABLE {
         return BackendError::backend(format!(
-          "{}: table {} does not exist in database {:?} (user {:?}); pass createTableIfMissing: true, or create it with the SQL in the README",
+          "{}: table {} does not exist in database {:?} (user {:?}); pass {}, or create it with the SQL in the README",
           detail(e),
           self.sql.display,
           self.config.get_dbname().unwrap_or("(the user's default)"),
-          self.config.get_user().unwrap_or("(unset)")
+          self.config.get_user().unwrap_or("(unset)"),
+          match self.layout {
+            Layout::PgSimple => "createTableIfMissing: true",
+            Layout::Knex => "createTable: true",
+          }
         ));
       }
       return BackendError::backend(detail(e));
@@ -386,50 +444,73 @@ fn is_stale_plan(e: &tokio_postgres::Error) -> bool {
     .is_some_and(|db| *db.code() == SqlState::FEATURE_NOT_SUPPORTED && db.message().contains("cached plan"))
 }
 
-fn statements(schema: Option<&str>, table: &str) -> BackendResult<TableSql> {
+fn statements(layout: Layout, schema: Option<&str>, table: &str, sid_column: &str) -> BackendResult<TableSql> {
   let t = match schema {
     Some(s) => format!("{}.{}", sql::quote(s)?, sql::quote(table)?),
     None => sql::quote(table)?,
   };
-  // connect-pg-simple's fixed names for its default table; names derived from the table for any
-  // other, because its fixed ones collide when a schema holds two session tables.
-  let pkey = sql::quote(&sql::derived(table, "_pkey", ""))?;
-  let index = sql::quote(&sql::derived(table, "_expire", "IDX_"))?;
   let mut create = Vec::new();
   if let Some(s) = schema {
     create.push(format!("CREATE SCHEMA IF NOT EXISTS {}", sql::quote(s)?));
   }
-  create.push(format!(
-    "CREATE TABLE IF NOT EXISTS {t} (\"sid\" varchar NOT NULL COLLATE \"default\", \"sess\" json NOT NULL, \
-     \"expire\" timestamp(6) NOT NULL, CONSTRAINT {pkey} PRIMARY KEY (\"sid\") NOT DEFERRABLE INITIALLY IMMEDIATE)"
-  ));
-  create.push(format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (\"expire\")"));
+  let (sid, expire) = match layout {
+    Layout::PgSimple => {
+      // connect-pg-simple's fixed names for its default table; names derived from the table for
+      // any other, because its fixed ones collide when a schema holds two session tables.
+      let pkey = sql::quote(&sql::derived(table, "_pkey", ""))?;
+      let index = sql::quote(&sql::derived(table, "_expire", "IDX_"))?;
+      create.push(format!(
+        "CREATE TABLE IF NOT EXISTS {t} (\"sid\" varchar NOT NULL COLLATE \"default\", \"sess\" json NOT NULL, \
+         \"expire\" timestamp(6) NOT NULL, CONSTRAINT {pkey} PRIMARY KEY (\"sid\") NOT DEFERRABLE INITIALLY IMMEDIATE)"
+      ));
+      create.push(format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (\"expire\")"));
+      // The naive timestamp is read in the connection's TimeZone, as to_timestamp() wrote it.
+      ("sid".to_string(), "expire")
+    }
+    Layout::Knex => {
+      // connect-session-knex 5's table as knex creates it.
+      let s = sql::quote(sid_column)?;
+      let pkey = sql::quote(&sql::derived(table, "_pkey", ""))?;
+      let index = sql::quote(&sql::derived(table, "_expired_index", ""))?;
+      create.push(format!(
+        "CREATE TABLE IF NOT EXISTS {t} ({s} varchar(255) NOT NULL, \"sess\" json NOT NULL, \
+         \"expired\" timestamptz NOT NULL, CONSTRAINT {pkey} PRIMARY KEY ({s}))"
+      ));
+      create.push(format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (\"expired\")"));
+      (s, "expired")
+    }
+  };
+  // Live means "expires after now". connect-pg-simple's whole seconds make `>=` the same as its
+  // own rule; knex's microseconds would let a session live through the very millisecond it
+  // expires at (connect-session-knex compares `now <= expired`), so that layout is strict.
+  let live = match layout {
+    Layout::PgSimple => ">=",
+    Layout::Knex => ">",
+  };
   let ops = Statements {
-    // The real expiry comes back too: connect-pg-simple's touch moves `expire` without rewriting
-    // `sess`. The cast
-    // reads the naive timestamp in the connection's TimeZone, as to_timestamp() wrote it.
+    // The real expiry comes back too: a touch by the anchor moves it without rewriting `sess`.
     get: format!(
-      "SELECT sess, (extract(epoch FROM expire::timestamptz) * 1000)::float8 FROM {t} WHERE sid = $1 AND expire >= to_timestamp($2)"
+      "SELECT sess, (extract(epoch FROM {expire}::timestamptz) * 1000)::float8 FROM {t} WHERE {sid} = $1 AND {expire} {live} to_timestamp($2)"
     ),
     set: format!(
-      "INSERT INTO {t} (sess, expire, sid) SELECT $1, to_timestamp($2), $3 \
-       ON CONFLICT (sid) DO UPDATE SET sess=$1, expire=to_timestamp($2) RETURNING sid"
+      "INSERT INTO {t} (sess, {expire}, {sid}) SELECT $1, to_timestamp($2), $3 \
+       ON CONFLICT ({sid}) DO UPDATE SET sess=$1, {expire}=to_timestamp($2) RETURNING {sid}"
     ),
     // Sends only the new expiry, and only for a live row (a destroyed or expired session stays
-    // gone): `expire` as connect-pg-simple's touch writes it, and the cookie's `expires` inside
-    // `sess` rewritten in place by the server, so the stored cookie stays current to the ms
-    // (`expire` keeps whole seconds). For a json or text column the 24 characters of the
-    // `Date#toISOString` text are replaced where the session starts with its cookie; a jsonb
-    // column is edited as JSON. (`{sess}` is filled in per column type: `touch_sql`.)
+    // gone): the expiry column as the anchor's touch writes it, and the cookie's `expires` inside
+    // `sess` rewritten in place by the server, so the stored cookie stays current to the ms.
+    // For a json or text column the 24 characters of the `Date#toISOString` text are replaced
+    // where the session starts with its cookie; a jsonb column is edited as JSON. (`{sess}` is
+    // filled in per column type: `touch_sql`.)
     touch: format!(
-      "UPDATE {t} SET expire = to_timestamp($1), sess = {{sess}} WHERE sid = $2 AND expire >= to_timestamp($3)"
+      "UPDATE {t} SET {expire} = to_timestamp($1), sess = {{sess}} WHERE {sid} = $2 AND {expire} {live} to_timestamp($3)"
     ),
-    destroy: format!("DELETE FROM {t} WHERE sid = $1"),
-    ids: format!("SELECT sid FROM {t} WHERE expire >= to_timestamp($1)"),
-    all: format!("SELECT sid, sess FROM {t} WHERE expire >= to_timestamp($1)"),
-    length: format!("SELECT count(*) FROM {t} WHERE expire >= to_timestamp($1)"),
+    destroy: format!("DELETE FROM {t} WHERE {sid} = $1"),
+    ids: format!("SELECT {sid} FROM {t} WHERE {expire} {live} to_timestamp($1)"),
+    all: format!("SELECT {sid}, sess FROM {t} WHERE {expire} {live} to_timestamp($1)"),
+    length: format!("SELECT count(*) FROM {t} WHERE {expire} {live} to_timestamp($1)"),
     clear: format!("WITH removed AS (DELETE FROM {t} RETURNING 1) SELECT count(*) FROM removed"),
-    prune: format!("DELETE FROM {t} WHERE expire < to_timestamp($1)"),
+    prune: format!("DELETE FROM {t} WHERE {expire} < to_timestamp($1)"),
   };
   let display = match schema {
     Some(s) => format!("{s:?}.{table:?}"),
@@ -469,15 +550,11 @@ fn literal(s: &str) -> String {
   format!("'{}'", s.replace('\'', "''"))
 }
 
-/// `Math.ceil(now / 1000)`, connect-pg-simple's "now" for expiry comparisons, from the JS clock.
-fn secs(now_ms: f64) -> f64 {
-  (now_ms / 1000.0).ceil()
-}
-
-/// connect-pg-simple stores `to_timestamp(Math.ceil(expires_ms / 1000))`.
-fn expire_secs(expires_at_ms: Option<f64>) -> BackendResult<f64> {
+/// The stored expiry: connect-pg-simple's `to_timestamp(Math.ceil(expires_ms / 1000))`, or
+/// knex's exact instant.
+fn expire_secs(layout: Layout, expires_at_ms: Option<f64>) -> BackendResult<f64> {
   match expires_at_ms {
-    Some(at) => Ok(secs(at)),
+    Some(at) => Ok(layout.secs(at)),
     None => Err(BackendError::invalid(
       "PostgreSQL sessions always expire; disableTTL is not supported",
     )),
@@ -519,16 +596,19 @@ impl Backend for PostgresBackend {
     "postgres"
   }
 
-  /// connect-pg-simple's table keeps whole seconds.
+  /// connect-pg-simple's table keeps whole seconds; knex's timestamptz microseconds.
   fn expiry_precision_ms(&self) -> f64 {
-    1000.0
+    match self.layout {
+      Layout::PgSimple => 1000.0,
+      Layout::Knex => 1.0,
+    }
   }
 
   async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<Stored>> {
     self
       .run(
         &self.sql.ops.get,
-        &[&sid, &secs(now_ms)],
+        &[&sid, &self.layout.secs(now_ms)],
         (&[Slot::Sid, Slot::Other], &[Slot::Sess]),
         first_sess,
       )
@@ -536,7 +616,7 @@ impl Backend for PostgresBackend {
   }
 
   async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, _now_ms: f64) -> BackendResult<()> {
-    let expire = expire_secs(expires_at_ms)?;
+    let expire = expire_secs(self.layout, expires_at_ms)?;
     let params: &[&(dyn ToSql + Sync)] = &[&JsonText(value), &expire, &sid];
     self
       .run(
@@ -549,10 +629,10 @@ impl Backend for PostgresBackend {
   }
 
   async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
-    let expire = expire_secs(expires_at_ms)?;
+    let expire = expire_secs(self.layout, expires_at_ms)?;
     let iso = crate::clock::iso_from_ms(expires_at_ms.unwrap_or_default());
     let sql = self.touch_sql().await?;
-    let params: &[&(dyn ToSql + Sync)] = &[&expire, &sid, &secs(now_ms), &iso];
+    let params: &[&(dyn ToSql + Sync)] = &[&expire, &sid, &self.layout.secs(now_ms), &iso];
     self.run(sql, params, (&[Slot::Other, Slot::Sid], NONE), nothing).await
   }
 
@@ -567,7 +647,9 @@ impl Backend for PostgresBackend {
         .map(|r| r.try_get::<_, String>(0).map_err(|e| b.classify(&e)))
         .collect()
     };
-    self.run(&self.sql.ops.ids, &[&secs(now_ms)], (NONE, SID), read).await
+    self
+      .run(&self.sql.ops.ids, &[&self.layout.secs(now_ms)], (NONE, SID), read)
+      .await
   }
 
   async fn all(&self, now_ms: f64) -> BackendResult<Vec<(String, Option<String>)>> {
@@ -583,7 +665,7 @@ impl Backend for PostgresBackend {
     self
       .run(
         &self.sql.ops.all,
-        &[&secs(now_ms)],
+        &[&self.layout.secs(now_ms)],
         (NONE, &[Slot::Sid, Slot::Sess]),
         read,
       )
@@ -592,7 +674,7 @@ impl Backend for PostgresBackend {
 
   async fn length(&self, now_ms: f64) -> BackendResult<u64> {
     self
-      .run(&self.sql.ops.length, &[&secs(now_ms)], (NONE, NONE), count)
+      .run(&self.sql.ops.length, &[&self.layout.secs(now_ms)], (NONE, NONE), count)
       .await
   }
 
@@ -626,7 +708,7 @@ impl Backend for PostgresBackend {
         .await
         .map_err(|e| self.classify(&e))?;
       let removed = tx
-        .execute(&stmt, &[&secs(now_ms)])
+        .execute(&stmt, &[&self.layout.secs(now_ms)])
         .await
         .map_err(|e| self.classify(&e))?;
       tx.commit().await.map_err(|e| self.classify(&e))?;
@@ -723,7 +805,7 @@ mod tests {
 
   #[test]
   fn default_table_keeps_connect_pg_simple_names() {
-    let s = statements(None, "session")
+    let s = statements(Layout::PgSimple, None, "session", "sid")
       .map_err(|e| e.detail)
       .unwrap_or_else(|e| panic!("{e}"));
     assert!(
@@ -737,7 +819,7 @@ mod tests {
 
   #[test]
   fn hostile_names_stay_inside_quotes() {
-    let s = statements(Some("x\"; DROP SCHEMA public; --"), "t\"")
+    let s = statements(Layout::PgSimple, Some("x\"; DROP SCHEMA public; --"), "t\"", "sid")
       .map_err(|e| e.detail)
       .unwrap_or_else(|e| panic!("{e}"));
     assert!(
@@ -749,7 +831,27 @@ mod tests {
 
   #[test]
   fn expire_rounds_up_to_whole_seconds() {
-    assert_eq!(expire_secs(Some(1_764_255_019_586.0)).ok(), Some(1_764_255_020.0));
-    assert_eq!(expire_secs(Some(1_764_255_019_000.0)).ok(), Some(1_764_255_019.0));
+    assert_eq!(
+      expire_secs(Layout::PgSimple, Some(1_764_255_019_586.0)).ok(),
+      Some(1_764_255_020.0)
+    );
+    assert_eq!(
+      expire_secs(Layout::PgSimple, Some(1_764_255_019_000.0)).ok(),
+      Some(1_764_255_019.0)
+    );
+    assert_eq!(
+      expire_secs(Layout::Knex, Some(1_764_255_019_586.0)).ok(),
+      Some(1_764_255_019.586)
+    );
+  }
+
+  #[test]
+  fn knex_table_keeps_connect_session_knex_names() {
+    let s = statements(Layout::Knex, None, "sessions", "sid")
+      .map_err(|e| e.detail)
+      .unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.create[0].contains("\"expired\" timestamptz NOT NULL, CONSTRAINT \"sessions_pkey\""));
+    assert!(s.create[1].starts_with("CREATE INDEX IF NOT EXISTS \"sessions_expired_index\""));
+    assert!(s.ops.get.contains("WHERE \"sid\" = $1 AND expired > to_timestamp($2)"));
   }
 }

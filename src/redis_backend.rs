@@ -17,7 +17,9 @@ use redis::{ErrorKind, RedisError, RedisResult, RedisWrite, ServerErrorKind, ToR
 
 use crate::backend::{Backend, Reply, Request, Stored, remaining_ms, stored_text};
 use crate::clock::iso_from_ms;
+use crate::dispatch::Dispatcher;
 use crate::error::{BackendError, BackendResult, ErrorKind as Kind};
+use crate::native_store::NativeStore;
 use crate::redis_connection::{self, Certificates, Conn, SentinelSettings, Topology};
 
 #[napi(object)]
@@ -39,6 +41,16 @@ pub struct RedisOptions {
   pub sentinel: Option<SentinelSettings>,
   /// The connection is closed after this many ms without a request; 0 keeps it.
   pub idle_timeout_ms: Option<u32>,
+}
+
+#[napi]
+impl NativeStore {
+  /// A Redis store. Constructing opens no connection; the first request does.
+  #[napi(factory, catch_unwind)]
+  pub fn redis(dispatcher: &Dispatcher, store_id: u32, options: RedisOptions) -> napi::Result<NativeStore> {
+    let timeouts = (options.command_timeout_ms, options.connect_timeout_ms);
+    NativeStore::with_backend(dispatcher, store_id, "redis", RedisBackend::new(options), timeouts)
+  }
 }
 
 pub struct RedisBackend {

@@ -15,7 +15,9 @@ use tokio::sync::oneshot;
 
 use crate::backend::{Backend, Stored};
 use crate::clock::{iso_from_ms, ms_from_iso};
+use crate::dispatch::Dispatcher;
 use crate::error::{BackendError, BackendResult, ErrorKind};
+use crate::native_store::NativeStore;
 use crate::sql::{self, Statements};
 use crate::sqlite_pool::{Database, retry_while_busy};
 
@@ -29,6 +31,16 @@ pub struct SqliteOptions {
   /// How long a writer waits for another process's lock before giving up (ms).
   pub busy_timeout_ms: Option<u32>,
   pub command_timeout_ms: Option<u32>,
+}
+
+#[napi]
+impl NativeStore {
+  /// A SQLite store (connect-session-knex's table) in a file or `:memory:`.
+  #[napi(factory, catch_unwind)]
+  pub fn sqlite(dispatcher: &Dispatcher, store_id: u32, options: SqliteOptions) -> napi::Result<NativeStore> {
+    let timeouts = (options.command_timeout_ms, None);
+    NativeStore::with_backend(dispatcher, store_id, "sqlite", SqliteBackend::new(options), timeouts)
+  }
 }
 
 /// What every statement of this store needs on whichever connection runs it.

@@ -8,10 +8,50 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
-const { RedisStore, PostgresStore, SqliteStore, MemoryStore } = require('../..')
+const { RedisStore, PostgresStore, SqliteStore, MemoryStore, MySqlStore } = require('../..')
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
+const MYSQL_URL = process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test'
+
+/** MYSQL_URL's parts, for the mariadb command line and for stores in other databases. */
+function mysqlServer () {
+  const u = new URL(MYSQL_URL)
+  return { host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username || 'root'), password: decodeURIComponent(u.password || '') }
+}
+
+/**
+ * Each suite's own MySQL database, created on first use. Synchronously, with the mariadb (or
+ * mysql) command line, because stores are made synchronously.
+ */
+const mysqlDatabases = new Set()
+function mysqlDatabase (suite) {
+  const name = `ferrotest_${suite}_${RUN}`
+  if (!mysqlDatabases.has(name)) {
+    mysqlSql(`CREATE DATABASE IF NOT EXISTS \`${name}\``)
+    mysqlDatabases.add(name)
+  }
+  return name
+}
+
+function mysqlSql (statement) {
+  const { host, port, user, password } = mysqlServer()
+  const cli = ['mariadb', 'mysql'].find((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0)
+  if (!cli) throw new Error('the mariadb (or mysql) command line client is needed to prepare the MySQL tests')
+  const args = ['--no-defaults', '-h', host, '-P', String(port), '-u', user, '-e', statement]
+  const result = spawnSync(cli, args, { encoding: 'utf8', env: { ...process.env, MYSQL_PWD: password } })
+  if (result.status !== 0) throw new Error(`${cli} ${statement}: ${result.stderr.trim()}`)
+  return result.stdout
+}
+
+async function dropMysqlDatabase (suite) {
+  const name = `ferrotest_${suite}_${RUN}`
+  const mysql = require('mysql2/promise')
+  const connection = await mysql.createConnection({ ...mysqlServer(), password: mysqlServer().password || undefined })
+  await connection.query(`DROP DATABASE IF EXISTS \`${name}\``)
+  await connection.end()
+  mysqlDatabases.delete(name)
+}
 
 let counter = 0
 const uniq = () => `${process.pid}_${Date.now().toString(36)}_${++counter}`
@@ -114,6 +154,79 @@ const backends = {
       await client.query(`DROP SCHEMA IF EXISTS "ferrotest_${suite}_${RUN}" CASCADE`)
       await client.end()
     }
+  },
+
+  postgres_knex: {
+    name: 'postgres_knex',
+    errorName: 'postgres',
+    maxSidLength: 255, // connect-session-knex's varchar(255)
+    // connect-session-knex's timestamptz keeps microseconds.
+    create (suite, options = {}) {
+      return new PostgresStore({
+        conString: DATABASE_URL,
+        schemaName: `ferrotest_${suite}_${RUN}`,
+        tableName: `t_${uniq()}`,
+        layout: 'knex',
+        cleanupInterval: 0,
+        poolSize: 2,
+        ...options
+      })
+    },
+    async unreachable (options = {}) {
+      return new PostgresStore({ conString: `postgres://postgres@127.0.0.1:${await closedPort()}/test`, layout: 'knex', cleanupInterval: 0, ...options })
+    },
+    reopen: (store, options) => new PostgresStore({ conString: DATABASE_URL, schemaName: store.schemaName, tableName: store.tableName, layout: 'knex', cleanupInterval: 0, ...options }),
+    cleanup: (suite) => backends.postgres.cleanup(suite)
+  },
+
+  mysql: {
+    name: 'mysql',
+    // express-mysql-session's table keeps whole seconds (Math.round): a session without a cookie
+    // expiry lives up to half a second longer than its ttl.
+    granularityMs: 1000,
+    maxSidLength: 128, // express-mysql-session's varchar(128)
+    namespace: (name) => ({ schema: { tableName: name } }),
+    create (suite, options = {}) {
+      return new MySqlStore({
+        ...mysqlServer(),
+        database: mysqlDatabase(suite),
+        schema: { tableName: `t_${uniq()}` },
+        clearExpired: false,
+        poolSize: 2,
+        ...options
+      })
+    },
+    async unreachable (options = {}) {
+      return new MySqlStore({ host: '127.0.0.1', port: await closedPort(), user: 'root', clearExpired: false, ...options })
+    },
+    reopen: (store, options) => new MySqlStore({ ...mysqlServer(), database: store.options.database, schema: store.options.schema, clearExpired: false, ...options }),
+    cleanup: dropMysqlDatabase
+  },
+
+  mysql_knex: {
+    name: 'mysql_knex',
+    errorName: 'mysql',
+    // connect-session-knex's MySQL datetime keeps whole seconds (floored).
+    granularityMs: 1000,
+    maxSidLength: 255, // connect-session-knex's varchar(255)
+    namespace: (name) => ({ tableName: name }),
+    jsonDepthLimit: 32, // MariaDB's json_valid CHECK on the json column
+    create (suite, options = {}) {
+      return new MySqlStore({
+        ...mysqlServer(),
+        database: mysqlDatabase(suite),
+        layout: 'knex',
+        tableName: `t_${uniq()}`,
+        cleanupInterval: 0,
+        poolSize: 2,
+        ...options
+      })
+    },
+    async unreachable (options = {}) {
+      return new MySqlStore({ host: '127.0.0.1', port: await closedPort(), user: 'root', layout: 'knex', cleanupInterval: 0, ...options })
+    },
+    reopen: (store, options) => new MySqlStore({ ...mysqlServer(), database: store.options.database, layout: 'knex', tableName: store.options.tableName, cleanupInterval: 0, ...options }),
+    cleanup: dropMysqlDatabase
   },
 
   sqlite: {
@@ -221,4 +334,4 @@ function fakeDate (now = Date.now()) {
   return { tick: (ms) => clock.tick(ms), uninstall: () => clock.uninstall() }
 }
 
-module.exports = { backends, storeFactory, sessionData, sleep, fakeDate, runInNode, childTmp, closedPort, RUN, REDIS_URL, DATABASE_URL }
+module.exports = { backends, storeFactory, sessionData, sleep, fakeDate, runInNode, childTmp, closedPort, mysqlServer, mysqlSql, RUN, REDIS_URL, DATABASE_URL, MYSQL_URL }

@@ -180,7 +180,7 @@ function runReadiness (backend, express) {
       // The first request meets the outage: a fast 500, never a hang.
       const failed = await agent.get('/peek')
       expect(failed.status).toBe(500)
-      expect(failed.text).toMatch(new RegExp(`ferrosession ${backend.name} get`))
+      expect(failed.text).toMatch(new RegExp(`ferrosession ${backend.errorName || backend.name} get`))
       expect(events).toEqual(['disconnect'])
       // From then on express-session skips sessions instead of failing.
       await agent.get('/me').expect(200, { sessions: 'off' })

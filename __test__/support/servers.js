@@ -184,18 +184,65 @@ async function startPostgres ({ tls = false } = {}) {
   return server
 }
 
-module.exports = { startRedis, startPostgres, waitForPort, makeCertificates }
+/**
+ * A MariaDB (or MySQL) server of our own: `mariadb-install-db` into a temp dir (root, no
+ * password), then `mariadbd` on a free loopback port. With `{ tls: true }` it requires TLS
+ * (`require_secure_transport`), with a certificate from a throwaway CA.
+ */
+async function startMariadb ({ tls = false } = {}) {
+  const port = await closedPort()
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-mysql-'))
+  const data = path.join(dir, 'data')
+  const bin = (names) => names.find((n) => { try { execFileSync('sh', ['-c', `command -v ${n}`], { stdio: 'ignore' }); return true } catch { return false } })
+  const install = bin(['mariadb-install-db', 'mysql_install_db'])
+  const daemon = bin(['mariadbd', 'mysqld'])
+  if (!install || !daemon) throw new Error('the MariaDB server (mariadbd, mariadb-install-db) is needed for this test')
+  // --no-defaults keeps /etc/mysql (the shared server's port and socket) out; as root the server
+  // must be told it may run as root.
+  const asRoot = process.getuid && process.getuid() === 0 ? ['--user=root'] : []
+  execFileSync(install, ['--no-defaults', `--datadir=${data}`, ...asRoot, '--auth-root-authentication-method=normal', '--skip-test-db'], { stdio: 'ignore' })
+  const args = ['--no-defaults', `--datadir=${data}`, `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${path.join(dir, 'mysqld.sock')}`,
+    `--pid-file=${path.join(dir, 'mysqld.pid')}`, ...asRoot, '--skip-log-bin', '--innodb-buffer-pool-size=16M', `--log-error=${path.join(dir, 'error.log')}`,
+    '--max-connections=60']
+  let certs = null
+  if (tls) {
+    certs = makeCertificates(fs.mkdtempSync(path.join(dir, 'certs-')))
+    args.push(`--ssl-ca=${certs.file('ca.crt')}`, `--ssl-cert=${certs.file('server.crt')}`, `--ssl-key=${certs.file('server.key')}`, '--require-secure-transport=ON')
+  }
+  const server = privateServer({
+    port,
+    dir,
+    url: `mysql://root@127.0.0.1:${port}/mysql`,
+    launch: () => spawn(daemon, args, { stdio: 'ignore' }),
+    // The port opens a moment before logins are accepted.
+    settle: 200
+  })
+  server.certs = certs
+  await server.start()
+  return server
+}
+
+module.exports = { startRedis, startPostgres, startMariadb, waitForPort, makeCertificates }
 
 /**
  * A store of `backend` on a private server: `{ server, create(options) }`. The caller owns the
  * server's life (`server.kill()`, `server.start()`, `server.stop()`).
  */
 async function ownServer (backendName) {
-  const { RedisStore, PostgresStore } = require('../..')
+  const { RedisStore, PostgresStore, MySqlStore } = require('../..')
   let n = 0
   if (backendName === 'redis') {
     const server = await startRedis()
     return { server, create: (options) => new RedisStore({ url: server.url, prefix: `own${++n}:`, ...options }) }
+  }
+  if (backendName === 'mysql' || backendName === 'mysql_knex') {
+    const server = await startMariadb()
+    const layout = backendName === 'mysql_knex' ? { layout: 'knex', tableName: `own_${++n}`, cleanupInterval: 0 } : { schema: { tableName: `own_${++n}` }, clearExpired: false }
+    return { server, create: (options) => new MySqlStore({ url: server.url, ...layout, ...options }) }
+  }
+  if (backendName === 'postgres_knex') {
+    const server = await startPostgres()
+    return { server, create: (options) => new PostgresStore({ conString: server.url, tableName: `own_${++n}`, layout: 'knex', cleanupInterval: 0, ...options }) }
   }
   const server = await startPostgres()
   return {
