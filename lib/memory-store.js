@@ -5,7 +5,7 @@
 // `memorystore` where they make sense: its `ttl` is in milliseconds.
 
 const { NativeBackedStore } = require('./base-store')
-const { binding, dispatcher } = require('./native')
+const { openNative } = require('./native')
 const { DAY_SECONDS } = require('./expiry')
 
 const DEFAULT_MAX = 100000
@@ -21,7 +21,7 @@ class MemoryStore extends NativeBackedStore {
     this.ttl = ttlInSeconds(options)
     this.checkPeriod = options.checkPeriod || 0
     this._schedulePruning(this.checkPeriod)
-    this._attach(binding.NativeStore.memory(dispatcher, this._storeId, { max: this.max, maxBytes: this.maxBytes }))
+    this._attach(openNative('memory', this._storeId, { max: this.max, maxBytes: this.maxBytes }))
   }
 
   /** memorystore's name for stopping the sweep. */

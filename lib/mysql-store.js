@@ -5,7 +5,7 @@
 // then connected to natively), or from a mysql:// URL.
 
 const { NativeBackedStore } = require('./base-store')
-const { binding, dispatcher } = require('./native')
+const { openNative } = require('./native')
 const { nativeOf, fromConnection, fromUrl } = require('./mysql-settings')
 const { withFactoryShape } = require('./factory-shape')
 const { normaliseTtl } = require('./expiry')
@@ -72,7 +72,7 @@ class MySqlStore extends NativeBackedStore {
     this.idleTimeout = settings.idleTimeoutMs ?? DEFAULT_IDLE_MS
     if (options.commandTimeout == null && settings.commandTimeoutMs) this.commandTimeout = settings.commandTimeoutMs
     if (options.connectTimeout == null && settings.connectTimeoutMs) this.connectTimeout = settings.connectTimeoutMs
-    this._attach(binding.NativeStore.mysql(dispatcher, this._storeId, {
+    this._attach(openNative('mysql', this._storeId, {
       host: settings.host,
       port: settings.port,
       user: settings.user,

@@ -5,7 +5,7 @@
 // environment variables; the store reads them and connects natively.
 
 const { NativeBackedStore } = require('./base-store')
-const { binding, dispatcher } = require('./native')
+const { openNative } = require('./native')
 const { normaliseTtl } = require('./expiry')
 const { connectionOf } = require('./pg-settings')
 
@@ -59,7 +59,7 @@ class PostgresStore extends NativeBackedStore {
       throw new TypeError(`ferrosession postgres: option idleTimeout must be a number of ms (0 keeps idle connections), got ${String(options.idleTimeout)}`)
     }
     const statementTimeout = options.statementTimeout ?? connection.statementTimeoutMs
-    this._attach(binding.NativeStore.postgres(dispatcher, this._storeId, {
+    this._attach(openNative('postgres', this._storeId, {
       connectionString: connection.connectionString,
       host: connection.host,
       port: connection.port,

@@ -6,7 +6,7 @@
 // native connection, so the app's construction code stays as it is.
 
 const { NativeBackedStore } = require('./base-store')
-const { binding, dispatcher } = require('./native')
+const { openNative } = require('./native')
 const { normaliseTtl } = require('./expiry')
 const { connectionOf } = require('./redis-settings')
 
@@ -29,7 +29,7 @@ class RedisStore extends NativeBackedStore {
     if (typeof this.idleTimeout !== 'number' || !(this.idleTimeout >= 0)) {
       throw new TypeError(`ferrosession redis: option idleTimeout must be a number of ms (0 keeps the connection), got ${String(options.idleTimeout)}`)
     }
-    this._attach(binding.NativeStore.redis(dispatcher, this._storeId, {
+    this._attach(openNative('redis', this._storeId, {
       url: connection.url,
       cluster: connection.cluster,
       sentinel: connection.sentinel,

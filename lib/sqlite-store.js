@@ -5,7 +5,7 @@
 
 const path = require('node:path')
 const { NativeBackedStore } = require('./base-store')
-const { binding, dispatcher } = require('./native')
+const { openNative } = require('./native')
 const { normaliseTtl } = require('./expiry')
 
 const DEFAULT_FILE = 'sessions.sqlite'
@@ -24,7 +24,7 @@ class SqliteStore extends NativeBackedStore {
     const interval = options.cleanupInterval ?? options.clearInterval ?? 60000
     this.onDbCleanupError = typeof options.onDbCleanupError === 'function' ? options.onDbCleanupError : (err) => console.error(err)
     this._schedulePruning(disabled ? 0 : interval, { onError: this.onDbCleanupError })
-    this._attach(binding.NativeStore.sqlite(dispatcher, this._storeId, {
+    this._attach(openNative('sqlite', this._storeId, {
       path: this.path,
       tableName: String(this.tableName),
       sidFieldName: String(this.sidFieldName),
