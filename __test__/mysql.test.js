@@ -134,6 +134,24 @@ describe('the anchors\' tables', () => {
     expect(await store.get('AbC ')).toBeNull()
   })
 
+  test('requests of one turn go as one statement per kind, each with its own values', async () => {
+    for (const layout of [{ schema: { tableName: 'batched' } }, { layout: 'knex', tableName: 'batched_knex', cleanupInterval: 0 }]) {
+      const store = track(new MySqlStore({ ...local(), ...layout }))
+      await store.set('warm', sessionData()) // in flight from here on: what follows is batched
+      const sids = ['b0', 'b1', 'b2', 'b3', 'b4']
+      await Promise.all(sids.map((sid, i) => store.set(sid, sessionData(60000 + i * 1000, { i }))))
+      const got = await Promise.all([...sids, 'nobody', 'b2'].map((sid) => store.get(sid)))
+      expect(got.map((g) => g && g.i)).toEqual([0, 1, 2, 3, 4, null, 2])
+      await store.destroy('b4')
+      const moved = sids.map((sid, i) => sessionData(3600000 + i * 1000, { i }))
+      await Promise.all(sids.map((sid, i) => store.touch(sid, moved[i])))
+      const after = await Promise.all(sids.map((sid) => store.get(sid)))
+      // Each row got its own expiry, in the cookie too; the destroyed one stayed gone.
+      expect(after.slice(0, 4).map((g) => g.cookie.expires)).toEqual(moved.slice(0, 4).map((m) => m.cookie.expires))
+      expect(after[4]).toBeNull()
+    }
+  })
+
   test('prune runs once at a time across stores (GET_LOCK), and removes only expired rows', async () => {
     const a = track(new MySqlStore({ ...local(), schema: { tableName: 'pruned' } }))
     const b = track(new MySqlStore({ ...local(), schema: { tableName: 'pruned' } }))

@@ -12,6 +12,7 @@ const middleware = process.env.MIDDLEWARE === 'ferrosession' ? ferro.session : s
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
+const MYSQL_URL = process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test'
 // BENCH_ID namespaces one benchmark run's keys and table, which bench/http.js removes afterwards.
 const prefix = `benchhttp:${process.env.BENCH_ID}:${process.env.STORE}:`
 const table = `bench_http_${process.env.BENCH_ID}`
@@ -34,6 +35,28 @@ async function makeStore (name) {
       const pg = require('pg')
       const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 10 })
       return new (require('connect-pg-simple')(session))({ pool, tableName: table, pruneSessionInterval: false })
+    }
+    case 'ferrosession mysql':
+      return new ferro.MySqlStore({ url: MYSQL_URL, schema: { tableName: table }, clearExpired: false, poolSize: 10 })
+    case 'express-mysql-session 3 + mysql2': {
+      const pool = require('mysql2').createPool({ uri: MYSQL_URL, connectionLimit: 10 })
+      return new (require('express-mysql-session')(session))({ schema: { tableName: table }, clearExpired: false }, pool)
+    }
+    case 'ferrosession knex postgres':
+      return new ferro.PostgresStore({ conString: DATABASE_URL, tableName: `${table}_knex`, layout: 'knex', cleanupInterval: 0, poolSize: 10 })
+    case 'connect-session-knex 5 + pg': {
+      const knex = require('knex')({ client: 'pg', connection: DATABASE_URL, pool: { min: 0, max: 10 } })
+      const store = new (require('connect-session-knex').ConnectSessionKnexStore)({ knex, tableName: `${table}_knex`, cleanupInterval: 0 })
+      await store.ready
+      return store
+    }
+    case 'ferrosession knex mysql':
+      return new ferro.MySqlStore({ url: MYSQL_URL, layout: 'knex', tableName: `${table}_knex`, cleanupInterval: 0, poolSize: 10 })
+    case 'connect-session-knex 5 + mysql2': {
+      const knex = require('knex')({ client: 'mysql2', connection: MYSQL_URL, pool: { min: 0, max: 10 } })
+      const store = new (require('connect-session-knex').ConnectSessionKnexStore)({ knex, tableName: `${table}_knex`, cleanupInterval: 0 })
+      await store.ready
+      return store
     }
     case 'ferrosession sqlite': return new ferro.SqliteStore({ path: process.env.SQLITE_FILE, cleanupInterval: 0 })
     case 'ferrosession memory': return new ferro.MemoryStore()

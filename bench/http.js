@@ -19,6 +19,12 @@ const CONTENDERS = {
   'connect-redis 8.1 + ioredis 6': { store: 'connect-redis 8.1 + ioredis 6' },
   'ferrosession postgres': { store: 'ferrosession postgres' },
   'connect-pg-simple 10 + pg Pool(10)': { store: 'connect-pg-simple 10 + pg Pool(10)' },
+  'ferrosession mysql': { store: 'ferrosession mysql' },
+  'express-mysql-session 3 + mysql2': { store: 'express-mysql-session 3 + mysql2' },
+  'ferrosession knex postgres': { store: 'ferrosession knex postgres' },
+  'connect-session-knex 5 + pg': { store: 'connect-session-knex 5 + pg' },
+  'ferrosession knex mysql': { store: 'ferrosession knex mysql' },
+  'connect-session-knex 5 + mysql2': { store: 'connect-session-knex 5 + mysql2' },
   'ferrosession sqlite': { store: 'ferrosession sqlite' },
   'ferrosession memory': { store: 'ferrosession memory' },
   'express-session MemoryStore': { store: 'express-session MemoryStore' },
@@ -33,6 +39,9 @@ const CONTENDERS = {
 const GROUPS = {
   redis: { ours: 'ferrosession redis', anchors: ['connect-redis 10 + redis 6', 'connect-redis 8.1 + ioredis 6'] },
   postgres: { ours: 'ferrosession postgres', anchors: ['connect-pg-simple 10 + pg Pool(10)'] },
+  mysql: { ours: 'ferrosession mysql', anchors: ['express-mysql-session 3 + mysql2'], mixes: ['read-heavy'] },
+  'knex postgres': { ours: 'ferrosession knex postgres', anchors: ['connect-session-knex 5 + pg'], mixes: ['read-heavy'] },
+  'knex mysql': { ours: 'ferrosession knex mysql', anchors: ['connect-session-knex 5 + mysql2'], mixes: ['read-heavy'] },
   embedded: { ours: 'ferrosession sqlite', anchors: ['express-session MemoryStore'], context: ['ferrosession memory'] },
   'middleware redis': {
     ours: 'session() · ferrosession redis',
@@ -122,7 +131,11 @@ async function removeBenchData () {
   const client = new pg.Client({ connectionString: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test' })
   await client.connect()
   await client.query(`DROP TABLE IF EXISTS "bench_http_${process.pid}"`)
+  await client.query(`DROP TABLE IF EXISTS "bench_http_${process.pid}_knex"`)
   await client.end()
+  const mysql = await require('mysql2/promise').createConnection({ uri: process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test' })
+  await mysql.query(`DROP TABLE IF EXISTS \`bench_http_${process.pid}\`, \`bench_http_${process.pid}_knex\``)
+  await mysql.end()
 }
 
 async function runHttp ({ only, rounds, seconds, log }) {

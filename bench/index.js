@@ -40,6 +40,7 @@ function machine () {
     node: process.version,
     redis: version('redis-server --version'),
     postgres: version('psql --version'),
+    mariadb: version('mariadb --version'),
     loadavg: os.loadavg().map((x) => x.toFixed(2)).join(' ')
   }
 }

@@ -37,12 +37,23 @@ function targets (results) {
       add(`PostgreSQL ${op} 2 KB, 64 in flight: server CPU/op`, '< 1.00x', `${f(ratio, 2)}x (${f(r.serverCpuUsPerOp, 1)} vs ${f(anchor.serverCpuUsPerOp, 1)} µs)`, ratio < 1)
     }
   }
+  for (const [backend, label] of [['mysql', 'MySqlStore vs express-mysql-session'], ['knex_postgres', 'knex layout on PostgreSQL vs connect-session-knex'], ['knex_mysql', 'knex layout on MariaDB vs connect-session-knex']]) {
+    for (const op of ['get', 'set']) {
+      const r = ours(backend, op, 2048, 64)
+      if (!r) continue
+      add(`${label}, ${op} 2 KB, 64 in flight: ops/s`, '≥ 2.00x', `${f(r.ratioOps, 2)}x (${f(r.ratioOpsMin, 2)}–${f(r.ratioOpsMax, 2)})`, r.ratioOps >= 2)
+      add(`${label}, ${op} 2 KB, 64 in flight: main-thread CPU/op`, '≤ 0.30x', `${f(r.ratioMainCpu, 2)}x`, r.ratioMainCpu <= 0.3)
+    }
+  }
   const http = results.http || []
   const h = (group) => http.find((r) => r.group === group && r.mix === 'read-heavy' && r.ratio !== undefined)
   for (const [group, want, label] of [
     ['middleware redis', 1.3, 'session() + RedisStore vs express-session + connect-redis'],
     ['middleware memory', 1.3, 'session() + MemoryStore vs express-session + its MemoryStore'],
     ['redis', 1.1, 'express-session + RedisStore vs + connect-redis'],
+    ['mysql', 1.5, 'MySqlStore vs express-mysql-session'],
+    ['knex postgres', 1.5, 'knex layout on PostgreSQL vs connect-session-knex'],
+    ['knex mysql', 1.5, 'knex layout on MariaDB vs connect-session-knex'],
     ['postgres', 1.6, 'PostgreSQL'],
     ['embedded', 0.9, 'SqliteStore vs express-session MemoryStore']]) {
     const r = h(group)
@@ -80,7 +91,7 @@ function render ({ started, env, command, results, opts, hasSchedstat }) {
   p()
   p(`Run ${started.toISOString()} with \`${command}\` (${opts.rounds} interleaved rounds per cell).`)
   p()
-  p(`Machine: ${env.cpu}, ${env.memory}, ${env.os}; Node ${env.node}; ${env.redis}; ${env.postgres}; load average at start ${env.loadavg}.`)
+  p(`Machine: ${env.cpu}, ${env.memory}, ${env.os}; Node ${env.node}; ${env.redis}; ${env.postgres}; ${env.mariadb || ''}; load average at start ${env.loadavg}.`)
   p('The machine is small and shared, so the ratios (ours / the best anchor of the same round, median and range over rounds) are the result; absolute numbers are context.')
   p(`Main-thread CPU is ${hasSchedstat ? 'the JS thread\'s own on-CPU time from /proc/self/task/<pid>/schedstat' : 'process user CPU (no schedstat here)'}; process CPU is all threads (our tokio worker included); server CPU is Redis's INFO cpu or the summed CPU of the postgres processes.`)
   p()

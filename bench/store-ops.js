@@ -21,6 +21,9 @@ const DEFAULT_PLAN = {
     ...cells(['get', 'set'], [2048], [1, 256]),
     ...cells(['get'], [200, 20480], [64])
   ],
+  mysql: [...cells(['get', 'set', 'touch', 'destroy'], [2048], [64]), ...cells(['get', 'set'], [2048], [1])],
+  knex_postgres: cells(['get', 'set', 'touch'], [2048], [64]),
+  knex_mysql: cells(['get', 'set', 'touch'], [2048], [64]),
   sqlite: cells(['get', 'set'], [2048], [1, 64]),
   memory: cells(['get', 'set'], [2048], [1, 256])
 }

@@ -14,7 +14,7 @@ use mysql_async::{
 };
 use napi_derive::napi;
 
-use crate::backend::{Backend, Stored, stored_text};
+use crate::backend::{Backend, Reply, Request, Stored, stored_text};
 use crate::dispatch::Dispatcher;
 use crate::error::{BackendError, BackendResult};
 use crate::native_store::NativeStore;
@@ -119,6 +119,14 @@ impl Layout {
 
 struct TableSql {
   ops: Statements,
+  /// `get` for many sids at once: this, then `(?, ?, ...)` and the expiry condition.
+  get_many: String,
+  expires_column: String,
+  /// `set` for many rows at once: `INSERT ... VALUES` and the `ON DUPLICATE KEY` clause.
+  set_many: (String, String),
+  /// `touch` for many rows at once: its four fixed parts, between which go the `WHEN ? THEN ?`
+  /// lists of new expiries and new cookie dates, and the sids' placeholders.
+  touch_many: [String; 4],
   create: Vec<String>,
   /// GET_LOCK name for pruning once per cluster (at most 64 characters).
   lock_name: String,
@@ -171,6 +179,8 @@ impl MysqlBackend {
       .prefer_socket(false)
       .socket(o.socket_path.clone())
       .tcp_keepalive(Some(Duration::from_secs(60)))
+      // The batched get prepares one statement per batch size (up to 32), beside the others.
+      .stmt_cache_size(64)
       .pool_opts(pool_opts);
     if let Some(tls) = &o.tls {
       builder = builder.ssl_opts(Some(ssl_opts(tls)?));
@@ -266,6 +276,88 @@ impl MysqlBackend {
       MyError::Url(u) => BackendError::invalid(u.to_string()),
       other => BackendError::backend(other.to_string()),
     }
+  }
+
+  /// Each of `sets` (index, sid, value, expiry) written by one statement, in order (a sid given
+  /// twice ends as its last value, as one after the other would). If the statement fails, each
+  /// is written on its own, so that every request gets its own answer.
+  async fn set_many(&self, sets: &[(usize, &str, &str, f64)]) -> Vec<BackendResult<()>> {
+    if sets.is_empty() {
+      return Vec::new();
+    }
+    let (insert, update) = &self.sql.set_many;
+    let rows = vec!["(?, ?, ?)"; sets.len()].join(", ");
+    let statement = format!("{insert}{rows}{update}");
+    let mut params = Vec::with_capacity(sets.len() * 3);
+    for (_, sid, value, at) in sets {
+      params.extend([Value::from(*sid), self.layout.stamp(*at), Value::from(*value)]);
+    }
+    if self.change(&statement, params).await.is_ok() {
+      return sets.iter().map(|_| Ok(())).collect();
+    }
+    let mut results = Vec::with_capacity(sets.len());
+    for (_, sid, value, at) in sets {
+      results.push(self.set(sid, value, Some(*at), 0.0).await);
+    }
+    results
+  }
+
+  /// Each of `touches` (index, sid, expiry, now) moved by one UPDATE, in order; each on its own
+  /// if that fails.
+  async fn touch_many(&self, touches: &[(usize, &str, f64, f64)]) -> Vec<BackendResult<()>> {
+    if touches.is_empty() {
+      return Vec::new();
+    }
+    let [head, middle, tail, end] = &self.sql.touch_many;
+    let whens = vec!["WHEN ? THEN ?"; touches.len()].join(" ");
+    let marks = vec!["?"; touches.len()].join(", ");
+    let statement = format!("{head}{whens}{middle}{whens}{tail}{marks}{end}");
+    let now = touches.iter().map(|t| t.3).fold(f64::INFINITY, f64::min);
+    let mut params = Vec::with_capacity(touches.len() * 5 + 1);
+    for (_, sid, at, _) in touches {
+      params.extend([Value::from(*sid), self.layout.stamp(*at)]);
+    }
+    for (_, sid, at, _) in touches {
+      params.extend([Value::from(*sid), Value::from(crate::clock::iso_from_ms(*at))]);
+    }
+    params.extend(touches.iter().map(|t| Value::from(t.1)));
+    params.push(self.layout.stamp(now));
+    if self.change(&statement, params).await.is_ok() {
+      return touches.iter().map(|_| Ok(())).collect();
+    }
+    let mut results = Vec::with_capacity(touches.len());
+    for (_, sid, at, now) in touches {
+      results.push(self.touch(sid, Some(*at), *now).await);
+    }
+    results
+  }
+
+  /// Each of `gets` (index, sid, now) answered from one query, in order.
+  async fn get_many(&self, gets: &[(usize, &str, f64)]) -> BackendResult<Vec<Option<Stored>>> {
+    if gets.is_empty() {
+      return Ok(Vec::new());
+    }
+    // The earliest "now" of the batch: its requests were made within one turn of the event loop,
+    // and JS checks every cookie's expiry again to the millisecond.
+    let now = gets.iter().map(|(_, _, now)| *now).fold(f64::INFINITY, f64::min);
+    let marks = vec!["?"; gets.len()].join(", ");
+    let statement = format!("{}({marks}) AND {} >= ?", self.sql.get_many, self.sql.expires_column);
+    let mut params: Vec<Value> = gets.iter().map(|(_, sid, _)| Value::from(*sid)).collect();
+    params.push(self.layout.stamp(now));
+    let rows = self.rows(&statement, params).await?;
+    // The same sid may be asked for more than once in a batch: each gets its own copy.
+    gets
+      .iter()
+      .map(|(_, sid, _)| {
+        let exact = rows
+          .iter()
+          .find(|r| matches!(r.as_ref(2), Some(Value::Bytes(b)) if b.as_slice() == sid.as_bytes()));
+        match exact {
+          Some(row) => self.first_stored(sid, vec![row.clone()]),
+          None => Ok(None),
+        }
+      })
+      .collect()
   }
 
   fn check_sid(&self, sid: &str) -> BackendResult<()> {
@@ -378,10 +470,13 @@ fn statements(layout: Layout, o: &MysqlOptions) -> BackendResult<TableSql> {
   // session starts with its cookie: the column keeps whole seconds, the cookie the exact ms).
   let marker = "'\"expires\":\"'";
   let at = format!("LOCATE({marker}, {d})");
-  let in_place = format!(
-    "CASE WHEN LEFT({d}, 11) = '{{\"cookie\":{{' AND {at} > 0 AND {at} < LOCATE('}}', {d}) \
-     AND SUBSTRING({d}, {at} + 34, 2) = 'Z\"' THEN INSERT({d}, {at} + 11, 24, ?) ELSE {d} END"
-  );
+  let in_place_with = |date: &str| {
+    format!(
+      "CASE WHEN LEFT({d}, 11) = '{{\"cookie\":{{' AND {at} > 0 AND {at} < LOCATE('}}', {d}) \
+       AND SUBSTRING({d}, {at} + 34, 2) = 'Z\"' THEN INSERT({d}, {at} + 11, 24, {date}) ELSE {d} END"
+    )
+  };
+  let in_place = in_place_with("?");
   let ops = Statements {
     get: format!("SELECT {d}, {e}, {s} FROM {t} WHERE {s} = ? AND {e} >= ?"),
     set: format!(
@@ -400,6 +495,23 @@ fn statements(layout: Layout, o: &MysqlOptions) -> BackendResult<TableSql> {
     None => format!("{table:?}"),
   };
   Ok(TableSql {
+    get_many: format!("SELECT {d}, {e}, {s} FROM {t} WHERE {s} IN "),
+    touch_many: {
+      // The in-place edit with a per-row date: split where the date's CASE goes.
+      let edit = in_place_with("\u{0}");
+      let (before, after) = edit.split_once('\u{0}').unwrap_or((&edit, ""));
+      [
+        format!("UPDATE {t} SET {e} = CASE {s} "),
+        format!(" END, {d} = {before}CASE {s} "),
+        format!(" END{after} WHERE {s} IN ("),
+        format!(") AND {e} >= ?"),
+      ]
+    },
+    set_many: (
+      format!("INSERT INTO {t} ({s}, {e}, {d}) VALUES "),
+      format!(" ON DUPLICATE KEY UPDATE {e} = VALUES({e}), {d} = VALUES({d})"),
+    ),
+    expires_column: e.clone(),
     ops,
     create,
     lock_name: format!("ferrosession:{:016x}", fnv1a(t.as_bytes())),
@@ -485,6 +597,116 @@ impl Backend for MysqlBackend {
 
   async fn clear(&self) -> BackendResult<u64> {
     self.change(&self.sql.ops.clear, vec![]).await
+  }
+
+  /// A batch's gets as one `IN (...)` query and its sets as one multi-row `INSERT`: one
+  /// statement and one round trip each instead of one per request (the server's and the
+  /// runtime's work per statement is what limited throughput). Touch and destroy run as usual,
+  /// concurrently.
+  async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
+    let gets: Vec<(usize, &str, f64)> = requests
+      .iter()
+      .enumerate()
+      .filter_map(|(i, r)| match r {
+        Request::Get { sid, now_ms } if self.check_sid(sid).is_ok() => Some((i, sid.as_str(), *now_ms)),
+        _ => None,
+      })
+      .collect();
+    let sets: Vec<(usize, &str, &str, f64)> = requests
+      .iter()
+      .enumerate()
+      .filter_map(|(i, r)| match r {
+        Request::Set {
+          sid,
+          value,
+          expires_at_ms: Some(at),
+          ..
+        } if self.check_sid(sid).is_ok() => Some((i, sid.as_str(), value.as_str(), *at)),
+        _ => None,
+      })
+      .collect();
+    let mut touches: Vec<(usize, &str, f64, f64)> = requests
+      .iter()
+      .enumerate()
+      .filter_map(|(i, r)| match r {
+        Request::Touch {
+          sid,
+          expires_at_ms: Some(at),
+          now_ms,
+        } if self.check_sid(sid).is_ok() => Some((i, sid.as_str(), *at, *now_ms)),
+        _ => None,
+      })
+      .collect();
+    // One UPDATE names each row once: a sid touched twice in a batch goes on its own.
+    let mut seen = Vec::new();
+    touches.retain(|t| {
+      let first = !seen.contains(&t.1);
+      seen.push(t.1);
+      first
+    });
+    if gets.len() < 2 && sets.len() < 2 && touches.len() < 2 {
+      return None;
+    }
+    let gets = if gets.len() >= 2 { gets } else { Vec::new() };
+    let sets = if sets.len() >= 2 { sets } else { Vec::new() };
+    let touches = if touches.len() >= 2 { touches } else { Vec::new() };
+    let batched: Vec<usize> = gets
+      .iter()
+      .map(|g| g.0)
+      .chain(sets.iter().map(|s| s.0))
+      .chain(touches.iter().map(|t| t.0))
+      .collect();
+    let batched = &batched;
+    let others = requests.iter().enumerate().map(|(i, r)| async move {
+      if batched.contains(&i) {
+        return None;
+      }
+      Some(match r {
+        Request::Get { sid, now_ms } => self.get(sid, *now_ms).await.map(Reply::Got),
+        Request::Set {
+          sid,
+          value,
+          expires_at_ms,
+          now_ms,
+        } => self
+          .set(sid, value, *expires_at_ms, *now_ms)
+          .await
+          .map(|()| Reply::Done),
+        Request::Touch {
+          sid,
+          expires_at_ms,
+          now_ms,
+        } => self.touch(sid, *expires_at_ms, *now_ms).await.map(|()| Reply::Done),
+        Request::Destroy { sid } => self.destroy(sid).await.map(|()| Reply::Done),
+      })
+    });
+    // The sets first: a get later in the same batch reads what was written before it.
+    let stored = self.set_many(&sets).await;
+    let (found, touched, mut others) = futures_util::future::join3(
+      self.get_many(&gets),
+      self.touch_many(&touches),
+      futures_util::future::join_all(others),
+    )
+    .await;
+    let mut found = match found {
+      Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+      Err(e) => gets.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let mut stored = stored.into_iter();
+    let mut touched = touched.into_iter();
+    let mut results = Vec::with_capacity(requests.len());
+    for (i, other) in others.iter_mut().enumerate() {
+      if let Some(result) = other.take() {
+        results.push(result);
+      } else if let Some(at) = gets.iter().position(|g| g.0 == i) {
+        results.push(std::mem::replace(&mut found[at], Ok(None)).map(Reply::Got));
+      } else if touches.iter().any(|t| t.0 == i) {
+        results.push(touched.next().unwrap_or(Ok(())).map(|()| Reply::Done));
+      } else {
+        results.push(stored.next().unwrap_or(Ok(())).map(|()| Reply::Done));
+      }
+    }
+    Some(results)
   }
 
   /// Deletes expired rows unless another process holds the prune lock right now (`GET_LOCK` with

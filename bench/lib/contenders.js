@@ -11,6 +11,7 @@ const ferro = require('../..')
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
+const MYSQL_URL = process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test'
 const PREFIX = `bench:${process.pid}:`
 const TABLE = `bench_${process.pid}`
 const sqliteDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-bench-'))
@@ -79,6 +80,78 @@ const backends = {
     }
   },
 
+  mysql: {
+    contenders: {
+      async ferrosession () {
+        const store = new ferro.MySqlStore({ url: MYSQL_URL, schema: { tableName: TABLE }, clearExpired: false, poolSize: 10 })
+        await store.onReady()
+        return { store, close: () => store.close() }
+      },
+      async 'express-mysql-session 3 + mysql2 pool(10)' () {
+        const MySQLStore = require('express-mysql-session')(session)
+        const pool = require('mysql2').createPool({ uri: MYSQL_URL, connectionLimit: 10 })
+        const store = new MySQLStore({ schema: { tableName: TABLE }, clearExpired: false }, pool)
+        await store.onReady()
+        return { store, close: () => store.close().then(() => pool.promise().end()) }
+      }
+    },
+    async serverCpu () {
+      const { mysqlCpuUs } = require('./server-cpu')
+      return { read: async () => mysqlCpuUs(), close: async () => {} }
+    },
+    cleanup: () => dropMysqlTable(TABLE)
+  },
+
+  knex_postgres: {
+    contenders: {
+      async ferrosession () {
+        const store = new ferro.PostgresStore({ conString: DATABASE_URL, tableName: `${TABLE}_knex`, layout: 'knex', cleanupInterval: 0, poolSize: 10 })
+        await store.ready()
+        return { store, close: () => store.close() }
+      },
+      async 'connect-session-knex 5 + knex pg pool(10)' () {
+        const { ConnectSessionKnexStore } = require('connect-session-knex')
+        const knex = require('knex')({ client: 'pg', connection: DATABASE_URL, pool: { min: 0, max: 10 } })
+        const store = new ConnectSessionKnexStore({ knex, tableName: `${TABLE}_knex`, cleanupInterval: 0 })
+        await store.ready
+        return { store, close: () => knex.destroy() }
+      }
+    },
+    async serverCpu () {
+      const { postgresCpuUs } = require('./server-cpu')
+      return { read: async () => postgresCpuUs(), close: async () => {} }
+    },
+    async cleanup () {
+      const pg = require('pg')
+      const client = new pg.Client({ connectionString: DATABASE_URL })
+      await client.connect()
+      await client.query(`DROP TABLE IF EXISTS "${TABLE}_knex"`)
+      await client.end()
+    }
+  },
+
+  knex_mysql: {
+    contenders: {
+      async ferrosession () {
+        const store = new ferro.MySqlStore({ url: MYSQL_URL, layout: 'knex', tableName: `${TABLE}_knex`, cleanupInterval: 0, poolSize: 10 })
+        await store.ready()
+        return { store, close: () => store.close() }
+      },
+      async 'connect-session-knex 5 + knex mysql2 pool(10)' () {
+        const { ConnectSessionKnexStore } = require('connect-session-knex')
+        const knex = require('knex')({ client: 'mysql2', connection: MYSQL_URL, pool: { min: 0, max: 10 } })
+        const store = new ConnectSessionKnexStore({ knex, tableName: `${TABLE}_knex`, cleanupInterval: 0 })
+        await store.ready
+        return { store, close: () => knex.destroy() }
+      }
+    },
+    async serverCpu () {
+      const { mysqlCpuUs } = require('./server-cpu')
+      return { read: async () => mysqlCpuUs(), close: async () => {} }
+    },
+    cleanup: () => dropMysqlTable(`${TABLE}_knex`)
+  },
+
   sqlite: {
     contenders: {
       async ferrosession () {
@@ -118,6 +191,12 @@ const backends = {
     },
     async cleanup () {}
   }
+}
+
+async function dropMysqlTable (table) {
+  const connection = await require('mysql2/promise').createConnection({ uri: MYSQL_URL })
+  await connection.query(`DROP TABLE IF EXISTS \`${table}\``)
+  await connection.end()
 }
 
 module.exports = { backends }

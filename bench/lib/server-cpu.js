@@ -1,6 +1,6 @@
 'use strict'
 // CPU time the database servers spend, to compare per operation: Redis reports its own in INFO;
-// for PostgreSQL (same machine) we add up utime+stime of every `postgres` process.
+// for PostgreSQL and MariaDB (same machine) we add up utime+stime of their server processes.
 
 const fs = require('node:fs')
 
@@ -12,14 +12,15 @@ async function redisCpuUs (client) {
   return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6
 }
 
-function postgresCpuUs () {
+/** utime+stime of every process whose command name is `name` (postgres, mariadbd). */
+function processCpuUs (names) {
   let ticks = 0
   for (const pid of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue
     try {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
       const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-      if (comm !== 'postgres') continue
+      if (!names.includes(comm)) continue
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
       ticks += Number(fields[11]) + Number(fields[12]) // utime, stime
     } catch { /* the process ended meanwhile */ }
@@ -27,4 +28,7 @@ function postgresCpuUs () {
   return ticks * (1e6 / CLK_TCK)
 }
 
-module.exports = { redisCpuUs, postgresCpuUs }
+const postgresCpuUs = () => processCpuUs(['postgres'])
+const mysqlCpuUs = () => processCpuUs(['mariadbd', 'mysqld'])
+
+module.exports = { redisCpuUs, postgresCpuUs, mysqlCpuUs }
