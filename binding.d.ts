@@ -60,6 +60,10 @@ export declare class NativeStore {
    * Refused unless the process was started with FERROSESSION_TEST_HOOKS=1.
    */
   panicInTask(id: number): undefined | null | string | (string | null)[] | number | [string, number]
+  /** Puts encryption in front of this store's backend; called once, before any request. */
+  encrypt(options: EncryptionOptions): void
+  /** A MongoDB store (connect-mongo's documents). Constructing opens no connection. */
+  static mongodb(dispatcher: Dispatcher, storeId: number, options: MongoOptions): NativeStore
   /** A MySQL/MariaDB store. Constructing opens no connection. */
   static mysql(dispatcher: Dispatcher, storeId: number, options: MysqlOptions): NativeStore
   /**
@@ -79,6 +83,24 @@ export declare const DEFAULT_COMMAND_TIMEOUT_MS: number
 /** Opening a connection gives up after this many ms unless the store says otherwise. */
 export declare const DEFAULT_CONNECT_TIMEOUT_MS: number
 
+/** A key as JS passes it: 32 raw bytes, or a passphrase. */
+export interface EncryptionKey {
+  raw?: Buffer
+  passphrase?: string
+}
+
+export interface EncryptionOptions {
+  /** The first encrypts; all decrypt. */
+  keys: Array<EncryptionKey>
+  /** Read values stored before encryption was turned on (never written so). */
+  readPlaintext: boolean
+  /**
+   * connect-mongo's WebCrypto adapter secret: its ciphertexts (AES-GCM, PBKDF2-SHA-256 with its
+   * default salt and 310,000 rounds) stay readable.
+   */
+  connectMongoSecret?: string
+}
+
 /** The one-secret case of `matchingSecret`, without building an array per cookie. */
 export declare function matchesSecret(input: string, secret: string | Buffer): boolean
 
@@ -89,6 +111,34 @@ export interface MemoryOptions {
   max?: number
   /** Most bytes of session ids plus serialised sessions kept. Absent: no byte limit. */
   maxBytes?: number
+}
+
+export interface MongoOptions {
+  /** `mongodb://` or `mongodb+srv://`, with its options (TLS, auth, replica set, ...). */
+  url: string
+  dbName?: string
+  collectionName: string
+  /** true: `session` holds the serialised text; false: that JSON as a BSON document. */
+  stringify: boolean
+  /** `native` (a TTL index on `expires`), `interval` or `disabled`. */
+  autoRemove: string
+  /**
+   * Write `lastModified` (connect-mongo's `touchAfter`), so connect-mongo reading these
+   * documents skips touches the same way.
+   */
+  lastModified: boolean
+  /** `createdAt` on insert and `updatedAt` on every write. */
+  timestamps: boolean
+  /** connect-mongo's `writeOperationOptions`: `w` as a number or a tag, `j`, `wtimeout` (ms). */
+  writeNodes?: number
+  writeTag?: string
+  writeJournal?: boolean
+  writeTimeoutMs?: number
+  poolSize?: number
+  connectTimeoutMs?: number
+  commandTimeoutMs?: number
+  /** Pooled connections unused for this long are closed (ms); 0 keeps them. */
+  idleTimeoutMs?: number
 }
 
 export interface MysqlOptions {

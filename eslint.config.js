@@ -5,7 +5,7 @@
 const neostandard = require('neostandard')
 
 module.exports = [
-  ...neostandard({ ignores: ['node_modules/**', 'target/**', 'binding.js', 'binding.d.ts', '**/*.d.ts', '__test__/fixtures/**'] }),
+  ...neostandard({ ignores: ['node_modules/**', 'target/**', '.mongo-venv/**', 'binding.js', 'binding.d.ts', '**/*.d.ts', '__test__/fixtures/**'] }),
   {
     files: ['__test__/**/*.js'],
     languageOptions: { globals: { describe: 'readonly', test: 'readonly', expect: 'readonly', beforeAll: 'readonly', afterAll: 'readonly', beforeEach: 'readonly', afterEach: 'readonly', jest: 'readonly' } }

@@ -23,6 +23,22 @@ export interface CommonOptions {
   commandTimeout?: number
   /** Called once per session whose stored value cannot be read (treated as absent). Default console.error. */
   errorLog?: (...args: unknown[]) => void
+  /**
+   * Lazy touch (connect-mongo's): a touch within this many seconds of the last write is skipped.
+   * Stored expiries run this far ahead of the cookie's, so a skipped touch never shortens a session.
+   */
+  touchAfter?: number
+  /** Encryption at rest (AES-256-GCM in Rust). */
+  encryption?: EncryptionOptions
+}
+
+export interface EncryptionOptions {
+  /** The first encrypts; all decrypt (rotation). A 32-byte Buffer, or a passphrase of 16+ characters. */
+  keys: Array<Uint8Array | string>
+  /** Read sessions stored before encryption was turned on (they are re-written encrypted). Default false. */
+  readPlaintext?: boolean
+  /** The secret given to connect-mongo's createWebCryptoAdapter: its sessions stay readable. */
+  connectMongoSecret?: string
 }
 
 /** Errors passed to callbacks carry one of these codes. */
@@ -178,6 +194,42 @@ declare class MySqlStoreClass extends NativeBackedStore {
   clearExpiredSessions(callback: Callback<number>): void
   clearExpiredSessions(): Promise<number>
 }
+export interface MongoStoreOptions extends CommonOptions {
+  /** Exactly one of mongoUrl, client, clientPromise. */
+  mongoUrl?: string
+  /** MongoClient options with a connection-string equivalent (tls, tlsCAFile, auth, replicaSet, ...). */
+  mongoOptions?: Record<string, unknown>
+  /** The app's MongoClient: its settings are read and connected to natively. */
+  client?: unknown
+  clientPromise?: Promise<unknown>
+  dbName?: string
+  /** Default `sessions`. */
+  collectionName?: string
+  /** Seconds a session without a cookie expiry lives (default 1209600, 14 days), or a function of the session. */
+  ttl?: number | ((session: SessionData) => number)
+  /** Default `native` (a TTL index on `expires`). */
+  autoRemove?: 'native' | 'interval' | 'disabled'
+  /** Minutes between removals with autoRemove: 'interval' (default 10). */
+  autoRemoveInterval?: number
+  /** false: `session` is a BSON document instead of a JSON string. Default true. */
+  stringify?: boolean
+  /** `createdAt` / `updatedAt` fields. */
+  timestamps?: boolean
+  writeOperationOptions?: { w?: number | string, j?: boolean, wtimeout?: number }
+  /** The `_id` a session id is stored under. */
+  transformId?: (sid: string) => string
+  poolSize?: number
+}
+
+declare class MongoStoreClass extends NativeBackedStore {
+  constructor(options: MongoStoreOptions)
+  static create(options: MongoStoreOptions): MongoStoreClass
+  options: MongoStoreOptions
+}
+/** connect-mongo 6's class (`MongoStore.create(options)` or `new MongoStore(options)`). */
+export declare const MongoStore: typeof MongoStoreClass & ((session?: unknown) => typeof MongoStoreClass)
+export type MongoStore = MongoStoreClass
+
 /** A class, and express-mysql-session's factory shape: `MySqlStore(session)` is `MySqlStore`. */
 export declare const MySqlStore: typeof MySqlStoreClass & ((session?: unknown) => typeof MySqlStoreClass & ((session?: unknown) => unknown))
 export type MySqlStore = MySqlStoreClass
@@ -242,7 +294,7 @@ export declare class MemoryStore extends NativeBackedStore {
 }
 
 /** The store for a URL: redis://, rediss://, postgres://, postgresql://, mysql://, mariadb://, sqlite:<path>, memory:; none gives SqliteStore. */
-export declare function createStore(url?: string, options?: object): RedisStore | PostgresStore | MySqlStore | SqliteStore | MemoryStore
+export declare function createStore(url?: string, options?: object): RedisStore | PostgresStore | MySqlStore | MongoStore | SqliteStore | MemoryStore
 
 /** cookie-signature's sign: `value + '.' + base64(HMAC-SHA256(secret, value))` without padding. */
 export declare function sign(value: string, secret: string | Buffer | ArrayBufferView): string

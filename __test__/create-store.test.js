@@ -2,7 +2,7 @@
 // createStore: one entry point that picks the store from a URL.
 
 const path = require('node:path')
-const { createStore, RedisStore, PostgresStore, MySqlStore, SqliteStore, MemoryStore } = require('..')
+const { createStore, RedisStore, PostgresStore, MySqlStore, MongoStore, SqliteStore, MemoryStore } = require('..')
 
 test.each([
   ['redis://127.0.0.1:6379', RedisStore],
@@ -11,6 +11,8 @@ test.each([
   ['postgresql://postgres@127.0.0.1/test', PostgresStore],
   ['mysql://root@127.0.0.1/test', MySqlStore],
   ['mariadb://root@127.0.0.1/test', MySqlStore],
+  ['mongodb://127.0.0.1:27017/test', MongoStore],
+  ['mongodb+srv://user:pw@cluster0.example.com/test', MongoStore],
   ['sqlite::memory:', SqliteStore],
   ['memory:', MemoryStore]
 ])('%s makes a %p', async (url, Class) => {
@@ -33,7 +35,7 @@ test('sqlite:<path> uses that file, and options pass through', async () => {
 })
 
 test('an unknown scheme is a clear error naming the supported ones, without leaking credentials', () => {
-  expect(() => createStore('mongodb://user:secret@host/db')).toThrow(
-    'ferrosession createStore: unsupported store URL "host/db"; supported: redis://, rediss://, postgres://, postgresql://, mysql://, mariadb://, sqlite:<path>, memory:, or no URL for the embedded SQLite store')
+  expect(() => createStore('cassandra://user:secret@host/db')).toThrow(
+    'ferrosession createStore: unsupported store URL "host/db"; supported: redis://, rediss://, postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, sqlite:<path>, memory:, or no URL for the embedded SQLite store')
   expect(() => createStore(42)).toThrow(TypeError)
 })

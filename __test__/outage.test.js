@@ -1,11 +1,11 @@
 'use strict'
-// Outages with real servers of our own (redis-server, PostgreSQL, MariaDB): killed under load,
+// Outages with real servers of our own (redis-server, PostgreSQL, MariaDB, SecantusDB): killed under load,
 // absent at start, hung, and (for PostgreSQL) an exhausted pool. The store must never crash or hang the process, every callback
 // must fire exactly once, and it must come back by itself.
 
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { RedisStore, PostgresStore, MySqlStore } = require('..')
+const { RedisStore, PostgresStore, MySqlStore, MongoStore } = require('..')
 const { ownServer, silentServer } = require('./support/servers')
 const { sessionData, sleep } = require('./support/backends')
 const { loadGenerator, summarise } = require('./support/load')
@@ -26,7 +26,7 @@ afterAll(() => {
 })
 afterEach(() => expect(escaped).toEqual([]))
 
-for (const backend of ['redis', 'postgres', 'mysql']) {
+for (const backend of ['redis', 'postgres', 'mysql', 'mongodb']) {
   describe(`${backend}: outages`, () => {
     let own
     beforeAll(async () => { own = await ownServer(backend) })
@@ -91,7 +91,8 @@ for (const backend of ['redis', 'postgres', 'mysql']) {
 describe.each([
   ['redis', (port) => new RedisStore({ url: `redis://127.0.0.1:${port}`, commandTimeout: 500, connectTimeout: 300 })],
   ['postgres', (port) => new PostgresStore({ conString: `postgres://postgres@127.0.0.1:${port}/x`, commandTimeout: 500, connectTimeout: 300, pruneSessionInterval: false })],
-  ['mysql', (port) => new MySqlStore({ host: '127.0.0.1', port, user: 'root', commandTimeout: 500, connectTimeout: 300, clearExpired: false })]
+  ['mysql', (port) => new MySqlStore({ host: '127.0.0.1', port, user: 'root', commandTimeout: 500, connectTimeout: 300, clearExpired: false })],
+  ['mongodb', (port) => new MongoStore({ mongoUrl: `mongodb://127.0.0.1:${port}/`, commandTimeout: 500, connectTimeout: 300 })]
 ])('%s: a server that accepts connections but never answers', (backend, make) => {
   test('every call ends within the timeouts with a clear error', async () => {
     const hung = await silentServer()

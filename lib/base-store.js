@@ -27,6 +27,8 @@ const BATCH_MAX_REQUESTS = 32
 
 /** At most this many sids are remembered as "already reported unreadable". */
 const REPORTED_MAX = 10000
+/** At most this many sids' stored expiries are remembered between a get and its touch. */
+const KNOWN_EXPIRY_MAX = 50000
 
 class NativeBackedStore extends Store {
   /**
@@ -48,6 +50,15 @@ class NativeBackedStore extends Store {
       throw new TypeError(`ferrosession ${backend}: option errorLog must be a function`)
     }
     this.errorLog = options.errorLog || console.error.bind(console)
+    // Lazy touch (connect-mongo's touchAfter, in seconds): every write stores the expiry that many
+    // seconds ahead of the cookie's, so a touch may be skipped while the stored expiry still covers
+    // what the cookie promises. A session can outlive its cookie by up to touchAfter, never the
+    // reverse (docs/design.md, "Lazy touch").
+    this.touchAfter = nonNegative(options.touchAfter, 'touchAfter', backend)
+    this._touchPadMs = this.touchAfter * 1000
+    this._knownExpiry = new Map() // sid -> the expiry its stored copy is known to have (touchAfter)
+    this._encryption = encryptionOf(options.encryption, backend)
+    this._attaching = null // a Promise while the native core waits for something (clientPromise)
     this._storeId = native.registerStore(this)
     this._native = null // set by the subclass through _attach()
     this._inline = false // stores that answer without I/O (memory) are never batched
@@ -61,6 +72,7 @@ class NativeBackedStore extends Store {
   }
 
   _attach (core) {
+    if (this._encryption !== null) core.encrypt(this._encryption) // before any request
     this._native = core
     this._inline = core.runsInline
     this._precision = core.expiryPrecisionMs
@@ -74,13 +86,16 @@ class NativeBackedStore extends Store {
       this._checkSid('get', sid)
       const now = Date.now()
       this._request('get', (err, text, expiresAt) => {
-        if (err) return err.code === CODES.unparsable ? this._unreadable(sid, err.message, done) : done(err)
+        if (err) return err.code === CODES.unparsable ? this._unreadable(sid, withoutPrefix(err.message), done) : done(err)
         if (Array.isArray(text)) [text, expiresAt] = text // an inline backend's answer
         if (text === null || text === undefined) return done(null, null)
         this._parse('get', text, (err, sess) => {
           if (err) return this._unreadable(sid, err.message, done)
           this._reportExpiry(sess, expiresAt)
-          done(null, hasExpired(sess, Date.now()) ? null : sess)
+          const now = Date.now()
+          if (hasExpired(sess, now - this._touchPadMs)) return done(null, null)
+          if (this._touchPadMs > 0) this._rememberExpiry(sid, sess)
+          done(null, sess)
         })
       }, sid, undefined, undefined, now)
     })
@@ -123,13 +138,20 @@ class NativeBackedStore extends Store {
       }
       // Already expired: leave it to expire (touch never deletes, nor recreates).
       if (at !== null && at <= now) return later(done, null)
-      this._request('touch', (err) => done(err), sid, undefined, at === null ? NaN : at, now)
+      if (this._touchPadMs > 0) {
+        const known = this._knownExpiry.get(sid)
+        this._knownExpiry.delete(sid)
+        // The stored copy already lives at least as long as the cookie now promises: no round trip.
+        if (known !== undefined && at !== null && at <= known) return later(done, null)
+      }
+      this._request('touch', (err) => done(err), sid, undefined, at === null ? NaN : at + this._touchPadMs, now)
     })
   }
 
   destroy (sid, cb) {
     return this._run('destroy', cb, (done) => {
       this._checkSid('destroy', sid)
+      this._knownExpiry.delete(sid)
       this._request('destroy', (err) => done(err), sid)
     })
   }
@@ -176,7 +198,11 @@ class NativeBackedStore extends Store {
       if (this._batch !== null) this._flushBatch() // requests made before close() still run
       if (this._pruning && this._pruning.timer) clearTimeout(this._pruning.timer)
       native.unregisterStore(this._storeId)
-      const release = () => this._call('close', (err) => done(err))
+      const closeNative = () => this._call('close', (err) => done(err))
+      // A core still being attached is closed once it is there (or never was).
+      const release = () => this._native !== null
+        ? closeNative()
+        : this._attaching === null ? later(done, null) : this._attaching.then(closeNative, () => done(null))
       if (this._inFlight === 0) release()
       else this._whenIdle = release
     })
@@ -253,12 +279,31 @@ class NativeBackedStore extends Store {
       }
       cb(err, value)
     }
+    if (this._native === null && this._attaching !== null && op !== 'close') {
+      // The native core is not there yet (a clientPromise): the request starts once it is.
+      this._attaching.then(() => this._begin(op, start, done, () => called), (err) => later(done, this._asStoreError(op, err)))
+        .catch((err) => queueMicrotask(() => { throw err })) // the user's callback threw
+      return
+    }
+    this._begin(op, start, done, () => called)
+  }
+
+  _begin (op, start, done, answered) {
     try {
       start(done)
     } catch (err) {
-      if (called) throw err // the user's callback threw: not ours to swallow
+      if (answered()) throw err // the user's callback threw: not ours to swallow
       later(done, this._asStoreError(op, err))
     }
+  }
+
+  /** What a get learnt of the stored copy's expiry, for the touch that follows it (touchAfter). */
+  _rememberExpiry (sid, sess) {
+    const expires = sess && sess.cookie && sess.cookie.expires
+    const at = expires ? new Date(expires).getTime() : NaN
+    if (!Number.isFinite(at)) return
+    if (this._knownExpiry.size >= KNOWN_EXPIRY_MAX) this._knownExpiry.clear() // only costs touches
+    this._knownExpiry.set(sid, at)
   }
 
   /**
@@ -325,9 +370,10 @@ class NativeBackedStore extends Store {
     } catch (err) {
       throw invalidInput(this._backend, op, err.message)
     }
+    this._knownExpiry.delete(sid)
     // A session whose cookie has already expired is deleted, not written (connect-redis's rule).
     if (at !== null && at <= now) return this._request('destroy', (err) => done(err), sid)
-    this._request(op, (err) => done(err), sid, text, at === null ? NaN : at, now)
+    this._request(op, (err) => done(err), sid, text, at === null ? NaN : at + this._touchPadMs, now)
   }
 
   _stringify (op, sess) {
@@ -394,7 +440,7 @@ class NativeBackedStore extends Store {
       const sid = flat[i]
       const text = flat[i + 1]
       if (text === null) {
-        this._unreadable(sid, 'the stored value is not UTF-8 text', noop)
+        this._unreadable(sid, 'the stored value is not UTF-8 text, or does not decrypt', noop)
         settle()
         continue
       }
@@ -433,6 +479,40 @@ function pruneOnTimer (ref) {
     store._pruning.timer = null
     store._armPruning()
   })
+}
+
+/** A native message without its "ferrosession <backend> <op>: " (the report adds its own). */
+function withoutPrefix (message) {
+  return message.replace(/^ferrosession \S+ \S+: /, '')
+}
+
+function nonNegative (value, name, backend) {
+  if (value === undefined || value === null) return 0
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new TypeError(`ferrosession ${backend}: option ${name} must be a number of seconds (0 or more), got ${String(value)}`)
+  }
+  return value
+}
+
+/**
+ * `encryption: { keys: [current, ...previous], readPlaintext, connectMongoSecret }` as the native
+ * side takes it: a key is 32 bytes (Buffer/Uint8Array) or a passphrase string (16+ characters).
+ */
+function encryptionOf (encryption, backend) {
+  if (encryption === undefined || encryption === null || encryption === false) return null
+  const fail = (why) => new TypeError(`ferrosession ${backend}: option encryption ${why}`)
+  if (typeof encryption !== 'object') throw fail('must be { keys: [current, ...previous] }')
+  const keys = Array.isArray(encryption.keys) ? encryption.keys : encryption.key !== undefined ? [encryption.key] : null
+  if (keys === null || keys.length === 0) throw fail('needs keys: [current, ...previous] (at least one)')
+  return {
+    keys: keys.map((key, i) => {
+      if (typeof key === 'string') return { passphrase: key }
+      if (key instanceof Uint8Array) return { raw: Buffer.from(key.buffer, key.byteOffset, key.byteLength) }
+      throw fail(`keys[${i}] must be a 32-byte Buffer or a passphrase string, got ${key === null ? 'null' : typeof key}`)
+    }),
+    readPlaintext: Boolean(encryption.readPlaintext),
+    connectMongoSecret: encryption.connectMongoSecret === undefined ? undefined : String(encryption.connectMongoSecret)
+  }
 }
 
 function positiveOrUndefined (value, name, backend) {

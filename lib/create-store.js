@@ -1,7 +1,7 @@
 'use strict'
 // One entry point: the store for a URL. No URL gives the embedded SqliteStore.
 
-const SCHEMES = ['redis://', 'rediss://', 'postgres://', 'postgresql://', 'mysql://', 'mariadb://', 'sqlite:<path>', 'memory:']
+const SCHEMES = ['redis://', 'rediss://', 'postgres://', 'postgresql://', 'mysql://', 'mariadb://', 'mongodb://', 'mongodb+srv://', 'sqlite:<path>', 'memory:']
 
 function createStore (url, options = {}) {
   if (url !== undefined && url !== null && typeof url !== 'string') {
@@ -19,6 +19,9 @@ function createStore (url, options = {}) {
     case 'mysql:':
     case 'mariadb:':
       return new (require('./mysql-store').MySqlStore)({ ...options, url })
+    case 'mongodb:':
+    case 'mongodb+srv:':
+      return new (require('./mongo-store').MongoStore)({ ...options, mongoUrl: url })
     case 'sqlite:':
       return new (require('./sqlite-store').SqliteStore)({ ...options, path: url.slice('sqlite:'.length) || undefined })
     case 'memory:':

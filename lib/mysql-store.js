@@ -17,7 +17,7 @@ const DEFAULT_IDLE_MS = 10000
 const STORE_OPTIONS = new Set(['schema', 'createDatabaseTable', 'clearExpired', 'checkExpirationInterval', 'expiration',
   'endConnectionOnClose', 'disableTouch', 'charset', 'serializer', 'maxSize', 'commandTimeout', 'errorLog', 'url',
   'layout', 'tableName', 'sidFieldName', 'createTable', 'cleanupInterval', 'onDbCleanupError', 'poolSize',
-  'pruneRandomizedInterval', 'ttl', 'connectTimeout', 'tablename', 'sidfieldname', 'createtable', 'clearInterval', 'disableDbCleanup', 'knex'])
+  'pruneRandomizedInterval', 'ttl', 'connectTimeout', 'touchAfter', 'encryption', 'tablename', 'sidfieldname', 'createtable', 'clearInterval', 'disableDbCleanup', 'knex'])
 
 class MySqlStore extends NativeBackedStore {
   constructor (options = {}, connection = undefined) {

@@ -1,4 +1,4 @@
-//! ferrosession's native core: the storage backends (Redis, PostgreSQL, MySQL, SQLite, memory), their
+//! ferrosession's native core: the storage backends (Redis, PostgreSQL, MySQL, MongoDB, SQLite, memory), their
 //! I/O and pooling, and cookie signing, driven from the JS `Store` classes in `lib/`. Nothing here may panic across the N-API boundary: every
 //! export has `catch_unwind` and every spawned task goes through `dispatch::spawn_guarded`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -6,7 +6,13 @@
 #![cfg_attr(test, allow(dead_code))]
 // A build with some backends left out (cargo features) leaves helpers only those backends use.
 #![cfg_attr(
-  not(all(feature = "redis", feature = "postgres", feature = "sqlite", feature = "mysql")),
+  not(all(
+    feature = "redis",
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "mysql",
+    feature = "mongodb"
+  )),
   allow(dead_code)
 )]
 
@@ -19,6 +25,9 @@ mod health;
 mod memory_backend;
 mod native_store;
 // After native_store: napi expands `#[napi] impl NativeStore` blocks only once the struct is seen.
+mod encryption;
+#[cfg(feature = "mongodb")]
+mod mongodb_backend;
 #[cfg(feature = "mysql")]
 mod mysql_backend;
 #[cfg(feature = "postgres")]

@@ -300,6 +300,15 @@ fn test_hooks_enabled() -> bool {
 }
 
 impl NativeStore {
+  /// The backend requests go to (for a wrapper such as encryption).
+  pub(crate) fn backend(&self) -> Arc<dyn Backend> {
+    self.core.backend.clone()
+  }
+
+  pub(crate) fn set_backend(&mut self, backend: Arc<dyn Backend>) {
+    self.core.backend = backend;
+  }
+
   /// The one way a store is made: a backend's constructor result (its option errors become a JS
   /// `Error` naming the backend) wired to the dispatcher, health events and the timeouts.
   pub(crate) fn with_backend<B: Backend>(

@@ -8,11 +8,17 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
-const { RedisStore, PostgresStore, SqliteStore, MemoryStore, MySqlStore } = require('../..')
+const { RedisStore, PostgresStore, SqliteStore, MemoryStore, MySqlStore, MongoStore } = require('../..')
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
 const MYSQL_URL = process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test'
+
+/** The MongoDB-wire-compatible server global-setup.js started (or MONGO_URL as given). */
+function mongoUrl () {
+  if (!process.env.MONGO_URL) throw new Error('MONGO_URL is not set: run the tests through jest (its global setup starts the server)')
+  return process.env.MONGO_URL
+}
 
 /** MYSQL_URL's parts, for the mariadb command line and for stores in other databases. */
 function mysqlServer () {
@@ -229,6 +235,24 @@ const backends = {
     cleanup: dropMysqlDatabase
   },
 
+  mongodb: {
+    name: 'mongodb',
+    namespace: (name) => ({ collectionName: name }),
+    create (suite, options = {}) {
+      return new MongoStore({ mongoUrl: mongoUrl(), dbName: `ferrotest_${suite}_${RUN}`, collectionName: `c_${uniq()}`, ...options })
+    },
+    async unreachable (options = {}) {
+      return new MongoStore({ mongoUrl: `mongodb://127.0.0.1:${await closedPort()}/`, ...options })
+    },
+    reopen: (store, options) => new MongoStore({ mongoUrl: mongoUrl(), dbName: store.options.dbName, collectionName: store.collectionName, ...options }),
+    async cleanup (suite) {
+      const { MongoClient } = require('mongodb')
+      const client = await MongoClient.connect(mongoUrl(), { serverSelectionTimeoutMS: 3000 })
+      await client.db(`ferrotest_${suite}_${RUN}`).dropDatabase()
+      await client.close()
+    }
+  },
+
   sqlite: {
     name: 'sqlite',
     create (suite, { ownFile = false, ...options } = {}) {
@@ -334,4 +358,4 @@ function fakeDate (now = Date.now()) {
   return { tick: (ms) => clock.tick(ms), uninstall: () => clock.uninstall() }
 }
 
-module.exports = { backends, storeFactory, sessionData, sleep, fakeDate, runInNode, childTmp, closedPort, mysqlServer, mysqlSql, RUN, REDIS_URL, DATABASE_URL, MYSQL_URL }
+module.exports = { backends, mongoUrl, storeFactory, sessionData, sleep, fakeDate, runInNode, childTmp, closedPort, mysqlServer, mysqlSql, RUN, REDIS_URL, DATABASE_URL, MYSQL_URL }

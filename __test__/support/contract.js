@@ -427,6 +427,148 @@ function runContract (backend) {
       })
     })
 
+    describe('lazy touch (touchAfter)', () => {
+      const GRAIN = backend.granularityMs || 0
+      /** The session as express-session hands it to touch `ms` from now: its cookie renewed. */
+      const renewed = (sess, maxAge, at = Date.now()) => ({ ...sess, cookie: { ...sess.cookie, originalMaxAge: maxAge, expires: new Date(at + maxAge).toISOString() } })
+      const reportedExpiry = async (s, sid) => Date.parse((await s.get(sid)).cookie.expires)
+
+      test('a touch within touchAfter of the last write is skipped, a later one is not; the stored expiry never falls behind the cookie', async () => {
+        const s = stores.create({ touchAfter: 10 })
+        const t0 = Date.now()
+        const sess = sessionData(60000, { v: 1 })
+        await s.set('lazy', sess)
+        // Stored ahead of the cookie by touchAfter, so the skipped touch below is covered.
+        const stored = await reportedExpiry(s, 'lazy')
+        // (Give or take the backend's whole seconds: MySQL's tables round or floor them.)
+        expect(stored).toBeGreaterThanOrEqual(Date.parse(sess.cookie.expires) + 10000 - GRAIN)
+        expect(stored).toBeLessThanOrEqual(Date.parse(sess.cookie.expires) + 10000 + GRAIN)
+        // As if 5 s later: the cookie now promises t0 + 65 s, which the stored t0 + 70 s covers.
+        await s.touch('lazy', renewed(sess, 60000, t0 + 5000))
+        expect(await reportedExpiry(s, 'lazy')).toBe(stored) // nothing was written
+        // As if 15 s later: t0 + 75 s is past what is stored, so the touch goes through.
+        const later = renewed(sess, 60000, t0 + 15000)
+        await s.touch('lazy', later)
+        const moved = await reportedExpiry(s, 'lazy')
+        expect(moved).toBeGreaterThanOrEqual(Date.parse(later.cookie.expires) + 10000 - GRAIN)
+        expect(moved).toBeLessThanOrEqual(Date.parse(later.cookie.expires) + 10000 + GRAIN)
+        expect((await s.get('lazy')).v).toBe(1)
+      })
+
+      test('with a fake clock: a session used every 7 s never expires, though most touches are skipped; unused, it ends', async () => {
+        const s = stores.create({ touchAfter: 10 })
+        const clock = fakeDate()
+        try {
+          await s.set('busy', sessionData(30000, { v: 'busy' }))
+          for (let i = 0; i < 20; i++) { // 140 s: far past the 30 s cookie
+            clock.tick(7000)
+            const got = await s.get('busy')
+            expect(got && got.v).toBe('busy')
+            await s.touch('busy', renewed(got, 30000))
+          }
+          // Unused: gone once the cookie's 30 s and the lazy margin have passed.
+          clock.tick(30000 + 2 * 10000 + GRAIN + 1)
+          expect(await s.get('busy')).toBeNull()
+        } finally {
+          clock.uninstall()
+        }
+      })
+
+      test('touchAfter must be a number of seconds', () => {
+        expect(() => stores.create({ touchAfter: -1 })).toThrow(/option touchAfter must be a number of seconds/)
+        expect(() => stores.create({ touchAfter: '10' })).toThrow(/option touchAfter/)
+      })
+    })
+
+    describe('encryption at rest', () => {
+      const key = (n) => Buffer.alloc(32, n)
+      const ifShared = backend.reopen ? test : test.skip
+      /** A reader of the stored text as it is (no decryption, no JSON). */
+      const rawReader = (store, options = {}) => backend.reopen(store, { serializer: { stringify: (s) => s.raw, parse: (t) => ({ raw: t }) }, ...options })
+
+      test('sessions round-trip under a raw key and under a passphrase', async () => {
+        for (const k of [key(1), 'correct horse battery staple']) {
+          const s = stores.create({ encryption: { keys: [k] } })
+          const sess = sessionData(60000, { secret: 'card 4242', n: 1.5 })
+          await s.set('enc', sess)
+          expect(await s.get('enc')).toEqual(sess)
+          expect(await s.all()).toEqual([{ ...sess, id: 'enc' }])
+        }
+      })
+
+      ifShared('what is stored is ciphertext in the documented format, never the session in clear', async () => {
+        const s = stores.create({ encryption: { keys: [key(1)] } })
+        await s.set('enc', sessionData(60000, { secret: 'card 4242' }))
+        const raw = rawReader(s)
+        try {
+          const { raw: text } = await raw.get('enc')
+          expect(text).toMatch(/^"?fse1:[A-Za-z0-9+/]+=*"?$/)
+          expect(text).not.toContain('card 4242')
+          expect(text).not.toContain('cookie')
+        } finally {
+          await raw.close()
+        }
+      })
+
+      ifShared('keys rotate: a new first key reads the old sessions; a store without the old key treats them as absent and says why', async () => {
+        const old = stores.create({ encryption: { keys: [key(1)] }, errorLog: () => {} })
+        await old.set('rot', sessionData(60000, { v: 'old' }))
+        const logged = []
+        const rotated = backend.reopen(old, { encryption: { keys: [key(2), key(1)] } })
+        const newOnly = backend.reopen(old, { encryption: { keys: [key(2)] }, errorLog: (e) => logged.push(e) })
+        try {
+          expect((await rotated.get('rot')).v).toBe('old')
+          expect(await newOnly.get('rot')).toBeNull()
+          expect(logged.map((e) => e.code)).toEqual(['ESESSION_UNPARSABLE'])
+          expect(logged[0].message).toMatch(/cannot be decrypted with any of the 1 configured keys/)
+          await rotated.set('rot', sessionData(60000, { v: 'new' })) // written under the new key
+          expect((await newOnly.get('rot')).v).toBe('new')
+          expect((await old.get('rot'))).toBeNull() // the old key alone no longer opens it
+        } finally {
+          await rotated.close()
+          await newOnly.close()
+        }
+      })
+
+      ifShared('tampered ciphertext, a value copied onto another session, and plaintext are refused', async () => {
+        const logged = []
+        const s = stores.create({ encryption: { keys: [key(1)] }, errorLog: (e) => logged.push(e) })
+        await s.set('a', sessionData(60000, { who: 'alice' }))
+        const raw = rawReader(s)
+        try {
+          const { raw: text } = await raw.get('a')
+          const body = text.replace(/"/g, '')
+          const flipped = body.slice(0, 20) + (body[20] === 'A' ? 'B' : 'A') + body.slice(21)
+          await raw.set('tampered', { raw: text.replace(body, flipped), cookie: {} })
+          await raw.set('copied', { raw: text, cookie: {} }) // alice's value under another sid
+          await raw.set('clear', { raw: JSON.stringify(sessionData(60000, { who: 'mallory' })), cookie: {} })
+          expect(await s.get('tampered')).toBeNull()
+          expect(await s.get('copied')).toBeNull()
+          expect(await s.get('clear')).toBeNull()
+          expect(logged.map((e) => e.code)).toEqual(['ESESSION_UNPARSABLE', 'ESESSION_UNPARSABLE', 'ESESSION_UNPARSABLE'])
+          expect(logged[2].message).toMatch(/not encrypted, and encryption.readPlaintext is off/)
+          expect((await s.get('a')).who).toBe('alice')
+          // Sessions stored before encryption was turned on stay readable when asked for.
+          const migrating = backend.reopen(s, { encryption: { keys: [key(1)], readPlaintext: true }, errorLog: () => {} })
+          try {
+            expect((await migrating.get('clear')).who).toBe('mallory')
+            expect(await migrating.get('tampered')).toBeNull()
+          } finally {
+            await migrating.close()
+          }
+        } finally {
+          await raw.close()
+        }
+      })
+
+      test('unusable keys are refused at construction, naming the problem', () => {
+        expect(() => stores.create({ encryption: { keys: [Buffer.alloc(31)] } })).toThrow(/keys\[0\] is 31 bytes; a raw key is 32 bytes/)
+        expect(() => stores.create({ encryption: { keys: ['short'] } })).toThrow(/passphrase shorter than 16 characters/)
+        expect(() => stores.create({ encryption: { keys: [] } })).toThrow(/at least one/)
+        expect(() => stores.create({ encryption: { keys: [42] } })).toThrow(/keys\[0\] must be a 32-byte Buffer or a passphrase/)
+      })
+    })
+
     describe('batches', () => {
       test('a batch mixing failing and succeeding requests answers each one exactly once, correctly', async () => {
         const s = stores.create({ maxSize: 2048 })

@@ -229,8 +229,12 @@ module.exports = { startRedis, startPostgres, startMariadb, waitForPort, makeCer
  * server's life (`server.kill()`, `server.start()`, `server.stop()`).
  */
 async function ownServer (backendName) {
-  const { RedisStore, PostgresStore, MySqlStore } = require('../..')
+  const { RedisStore, PostgresStore, MySqlStore, MongoStore } = require('../..')
   let n = 0
+  if (backendName === 'mongodb') {
+    const server = await require('../../scripts/mongo-server').startMongoServer()
+    return { server, create: (options) => new MongoStore({ mongoUrl: server.url, dbName: 'own', collectionName: `own_${++n}`, ...options }) }
+  }
   if (backendName === 'redis') {
     const server = await startRedis()
     return { server, create: (options) => new RedisStore({ url: server.url, prefix: `own${++n}:`, ...options }) }

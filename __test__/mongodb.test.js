@@ -1,0 +1,242 @@
+'use strict'
+// MongoStore against connect-mongo 6 (with the mongodb driver) on the same server: documents
+// written by either are read, touched and destroyed by the other, in both `stringify` settings
+// and with touchAfter; connect-mongo's options, and what is refused.
+
+const { MongoClient } = require('mongodb')
+const ConnectMongo = require('connect-mongo').MongoStore
+const { createWebCryptoAdapter } = require('connect-mongo')
+const { MongoStore, createStore } = require('..')
+const { mongoUrl, sessionData, RUN, fakeDate, sleep } = require('./support/backends')
+
+const DB = `ferrotest_mongodb_${RUN}`
+let client
+let n = 0
+const opened = []
+const collectionName = () => `c_${++n}`
+/** A store of ours, closed after the suite. */
+const ours = (options) => { const s = new MongoStore({ mongoUrl: mongoUrl(), dbName: DB, ...options }); opened.push(s); return s }
+/**
+ * connect-mongo on its own MongoClient, closed after the suite; resolves once its TTL index is
+ * made (made first: the test server, unlike mongod, refuses its `background: true` index beside
+ * an identical one without that flag; we accept an existing index).
+ */
+const theirs = async (options) => {
+  const s = ConnectMongo.create({ mongoUrl: mongoUrl(), dbName: DB, ...options })
+  opened.push(s)
+  await s.collectionP
+  return s
+}
+const raw = (name) => client.db(DB).collection(name)
+const call = (store, method, ...args) => new Promise((resolve, reject) => store[method](...args, (err, value) => (err ? reject(err) : resolve(value))))
+
+/** A session as express-session hands it to a store (cookie from its own Cookie class). */
+function expressSession (ms = 60000, data = {}) {
+  const { Cookie } = require('express-session')
+  const cookie = new Cookie({ maxAge: ms })
+  return { cookie: cookie.toJSON(), ...data }
+}
+
+beforeAll(async () => {
+  client = await MongoClient.connect(mongoUrl(), { serverSelectionTimeoutMS: 3000 })
+})
+afterAll(async () => {
+  await Promise.all(opened.map((s) => Promise.resolve(s.close()).catch(() => {})))
+  await client.db(DB).dropDatabase()
+  await client.close()
+})
+
+describe.each([true, false])('interop with connect-mongo 6, stringify: %p', (stringify) => {
+  test('the documents are the same shape, and each store reads, touches and destroys the other\'s', async () => {
+    const name = collectionName()
+    const b = await theirs({ collectionName: name, stringify })
+    const a = ours({ collectionName: name, stringify })
+    const sess = expressSession(60000, { user: 'zoë', n: 1.5, list: [1, 'two', null], when: new Date('2024-01-02T03:04:05.678Z') })
+    await call(a, 'set', 'ours', sess)
+    await call(b, 'set', 'theirs', sess)
+    const mine = await raw(name).findOne({ _id: 'ours' })
+    const yours = await raw(name).findOne({ _id: 'theirs' })
+    expect(Object.keys(mine).sort()).toEqual(Object.keys(yours).sort())
+    expect(mine.expires).toEqual(yours.expires) // both: cookie.expires as a BSON Date
+    expect(mine.session).toEqual(yours.session) // the same text, or the same BSON document
+    if (!stringify) expect(mine.session.cookie.expires).toBeInstanceOf(Date)
+
+    // Read across, in the shape each store hands out.
+    expect(await call(a, 'get', 'theirs')).toEqual(await call(b, 'get', 'theirs'))
+    expect(await call(b, 'get', 'ours')).toEqual(await call(a, 'get', 'ours'))
+    const got = await call(a, 'get', 'theirs')
+    expect(got.user).toBe('zoë')
+    if (stringify) expect(got.when).toBe('2024-01-02T03:04:05.678Z')
+    else expect(got.when).toEqual(new Date('2024-01-02T03:04:05.678Z'))
+
+    // Touch across: the expiry moves, the session is left as it is.
+    const later = { ...sess, cookie: { ...sess.cookie, expires: new Date(Date.now() + 3600000) } }
+    await call(a, 'touch', 'theirs', later)
+    await call(b, 'touch', 'ours', later)
+    for (const id of ['ours', 'theirs']) {
+      expect((await raw(name).findOne({ _id: id })).expires).toEqual(later.cookie.expires)
+    }
+    expect((await call(b, 'get', 'theirs')).user).toBe('zoë')
+
+    await call(a, 'destroy', 'theirs')
+    await call(b, 'destroy', 'ours')
+    expect(await raw(name).countDocuments()).toBe(0)
+  })
+})
+
+describe('lazy touch with connect-mongo', () => {
+  test('with touchAfter both write lastModified; connect-mongo skips touches of our fresh writes', async () => {
+    const name = collectionName()
+    const b = await theirs({ collectionName: name, touchAfter: 60 })
+    const a = ours({ collectionName: name, touchAfter: 60 })
+    await call(a, 'set', 's', expressSession())
+    const written = await raw(name).findOne({ _id: 's' })
+    expect(written.lastModified).toBeInstanceOf(Date)
+    // connect-mongo reads lastModified into the session and skips the touch within 60 s.
+    const seen = await call(b, 'get', 's')
+    expect(seen.lastModified).toEqual(written.lastModified)
+    await call(b, 'touch', 's', { ...seen, cookie: { ...seen.cookie, expires: new Date(Date.now() + 3600000) } })
+    expect((await raw(name).findOne({ _id: 's' })).expires).toEqual(written.expires)
+    // Its own writes are read by us.
+    await call(b, 'set', 't', expressSession(60000, { v: 'theirs' }))
+    expect((await call(a, 'get', 't')).v).toBe('theirs')
+  })
+})
+
+describe('expiry', () => {
+  test('an expired document the TTL monitor has not removed yet is never returned, and touch neither errs nor revives it', async () => {
+    const name = collectionName()
+    const a = ours({ collectionName: name, autoRemove: 'disabled' })
+    await raw(name).insertOne({ _id: 'stale', session: JSON.stringify(sessionData()), expires: new Date(Date.now() - 1000) })
+    expect(await a.get('stale')).toBeNull()
+    expect(await a.length()).toBe(0)
+    expect(await a.all()).toEqual([])
+    // connect-mongo answers "Unable to find the session to touch" here; an app sees no error.
+    await expect(a.touch('stale', sessionData())).resolves.toBeUndefined()
+    await expect(a.touch('never-was', sessionData())).resolves.toBeUndefined()
+    expect((await raw(name).findOne({ _id: 'stale' })).expires.getTime()).toBeLessThan(Date.now())
+    expect(await raw(name).findOne({ _id: 'never-was' })).toBeNull()
+  })
+
+  test("autoRemove 'native' makes connect-mongo's TTL index; the server's monitor removes expired documents", async () => {
+    const name = collectionName()
+    const a = ours({ collectionName: name })
+    await a.set('short', sessionData(300))
+    const indexes = await raw(name).indexes()
+    expect(indexes.find((i) => i.name === 'expires_1')).toMatchObject({ key: { expires: 1 }, expireAfterSeconds: 0 })
+    // A bounded "eventually": the test server sweeps every second.
+    const deadline = Date.now() + 10000
+    while (await raw(name).countDocuments() > 0 && Date.now() < deadline) await sleep(200)
+    expect(await raw(name).countDocuments()).toBe(0)
+  })
+
+  test("autoRemove 'interval' deletes expired documents every autoRemoveInterval minutes, on the JS clock", async () => {
+    const name = collectionName()
+    const clock = fakeDate()
+    try {
+      const a = ours({ collectionName: name, autoRemove: 'interval', autoRemoveInterval: 1 })
+      await a.set('short', sessionData(1000))
+      await a.set('long', sessionData(3600000))
+      clock.tick(2000)
+      expect(await a.prune()).toBe(1)
+      expect((await raw(name).find().toArray()).map((d) => d._id)).toEqual(['long'])
+      expect((await raw(name).indexes()).map((i) => i.name)).toEqual(['_id_'])
+    } finally {
+      clock.uninstall()
+    }
+  })
+
+  test('a session without a cookie expiry lives 14 days by default, as with connect-mongo', async () => {
+    const name = collectionName()
+    const a = ours({ collectionName: name })
+    const before = Date.now()
+    await a.set('browser', { cookie: { originalMaxAge: null, expires: null } })
+    const { expires } = await raw(name).findOne({ _id: 'browser' })
+    expect(expires.getTime() - before).toBeGreaterThanOrEqual(1209600000 - 5)
+    expect(expires.getTime() - before).toBeLessThanOrEqual(1209600000 + 1000)
+  })
+})
+
+describe("connect-mongo's options", () => {
+  test('timestamps: createdAt once, updatedAt on every write', async () => {
+    const name = collectionName()
+    const a = ours({ collectionName: name, timestamps: true })
+    await a.set('s', sessionData())
+    const first = await raw(name).findOne({ _id: 's' })
+    await sleep(5)
+    await a.set('s', sessionData(60000, { v: 2 }))
+    const second = await raw(name).findOne({ _id: 's' })
+    expect(second.createdAt).toEqual(first.createdAt)
+    expect(second.updatedAt.getTime()).toBeGreaterThan(first.updatedAt.getTime())
+  })
+
+  test('transformId decides the stored _id', async () => {
+    const name = collectionName()
+    const a = ours({ collectionName: name, transformId: (sid) => `app1:${sid}` })
+    await a.set('abc', sessionData(60000, { v: 1 }))
+    expect(await raw(name).findOne({ _id: 'app1:abc' })).not.toBeNull()
+    expect((await a.get('abc')).v).toBe(1)
+    await a.destroy('abc')
+    expect(await raw(name).countDocuments()).toBe(0)
+  })
+
+  test('client and clientPromise: the app\'s MongoClient is read and connected to natively; close() closes it, as connect-mongo does', async () => {
+    const name = collectionName()
+    const appClient = await MongoClient.connect(`${mongoUrl()}${DB}`)
+    const viaClient = new MongoStore({ client: appClient, collectionName: name })
+    await viaClient.set('c', sessionData(60000, { v: 'client' }))
+    expect(await raw(name).findOne({ _id: 'c' })).not.toBeNull() // dbName from the client's URL
+    let resolveClient
+    const viaPromise = MongoStore.create({ clientPromise: new Promise((resolve) => { resolveClient = resolve }), dbName: DB, collectionName: name })
+    const early = viaPromise.get('c') // made before the promise settles: waits for it
+    resolveClient(appClient)
+    expect((await early).v).toBe('client')
+    await viaPromise.close()
+    await viaClient.close()
+    await expect(appClient.db(DB).collection(name).findOne({})).rejects.toThrow()
+  })
+
+  test('a clientPromise that rejects fails each request with its reason', async () => {
+    const s = new MongoStore({ clientPromise: Promise.reject(new Error('no client today')) })
+    await expect(s.get('x')).rejects.toThrow(/^ferrosession mongodb get: no client today/)
+    await s.close()
+  })
+
+  test('mongoOptions are carried into the connection, and createStore takes mongodb:// URLs', async () => {
+    const name = collectionName()
+    const a = ours({ collectionName: name, mongoOptions: { appName: 'my-app', maxPoolSize: 3, ignoreUndefined: true }, stringify: false })
+    await a.set('u', { cookie: { originalMaxAge: 1000, expires: new Date(Date.now() + 1000), domain: undefined }, gone: undefined })
+    // ignoreUndefined, as the mongodb driver applies it: undefined members are left out.
+    expect((await raw(name).findOne({ _id: 'u' })).session).toEqual({ cookie: { originalMaxAge: 1000, expires: expect.any(Date) } })
+    const viaUrl = createStore(`${mongoUrl()}${DB}`, { collectionName: name })
+    opened.push(viaUrl)
+    expect(viaUrl).toBeInstanceOf(MongoStore)
+    expect(await viaUrl.length()).toBe(1)
+  })
+
+  test('what cannot be honoured is refused, naming it', () => {
+    expect(() => new MongoStore({})).toThrow('You must provide either mongoUrl|clientPromise|client in options')
+    expect(() => new MongoStore({ mongoUrl: mongoUrl(), autoRemoveInterval: 100000 })).toThrow(/autoRemoveInterval is too large/)
+    expect(() => new MongoStore({ mongoUrl: mongoUrl(), crypto: { secret: 'x' } })).toThrow(/option crypto \(kruptein\) is not supported/)
+    expect(() => new MongoStore({ mongoUrl: mongoUrl(), cryptoAdapter: {} })).toThrow(/connectMongoSecret/)
+    expect(() => new MongoStore({ mongoUrl: mongoUrl(), serialize: JSON.stringify })).toThrow(/serialize\/unserialize are not supported/)
+    expect(() => new MongoStore({ mongoUrl: mongoUrl(), mongoOptions: { autoEncryption: {}, monitorCommands: true } })).toThrow(/mongoOptions autoEncryption cannot be honoured/)
+    expect(() => new MongoStore({ mongoUrl: mongoUrl(), writeOperationOptions: { w: 0 } })).toThrow(/unacknowledged writes/)
+    expect(() => new MongoStore({ mongoUrl: mongoUrl(), writeOperationOptions: { upsert: true } })).toThrow(/writeOperationOptions upsert are not write-concern settings/)
+    expect(() => new MongoStore({ mongoUrl: 'http://x' })).toThrow(/mongodb:\/\/ or mongodb\+srv:\/\//)
+    expect(() => new MongoStore({ mongoUrl: mongoUrl(), autoRemove: 'sometimes' })).toThrow(/autoRemove must be/)
+  })
+})
+
+describe("connect-mongo's encrypted sessions", () => {
+  test('sessions written with its WebCrypto adapter are read with connectMongoSecret; ours are then written in our format', async () => {
+    const name = collectionName()
+    const b = await theirs({ collectionName: name, cryptoAdapter: createWebCryptoAdapter({ secret: 'the app secret' }) })
+    await call(b, 'set', 'w', expressSession(60000, { v: 'webcrypto' }))
+    const a = ours({ collectionName: name, encryption: { keys: [Buffer.alloc(32, 7)], connectMongoSecret: 'the app secret' } })
+    expect((await a.get('w')).v).toBe('webcrypto')
+    await a.set('w', expressSession(60000, { v: 'rewritten' }))
+    expect((await raw(name).findOne({ _id: 'w' })).session).toMatch(/^"fse1:/)
+    expect((await a.get('w')).v).toBe('rewritten')
+  })
+})

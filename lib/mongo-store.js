@@ -1,0 +1,165 @@
+'use strict'
+// MongoStore: connect-mongo 6's options and documents, with the driver in Rust. The app's own
+// MongoClient (`client`, `clientPromise`) is read for its settings and connected to natively; no
+// JS driver runs a request.
+
+const assert = require('node:assert/strict')
+const { NativeBackedStore } = require('./base-store')
+const { openNative } = require('./native')
+const { fromUrlAndOptions, fromClient } = require('./mongo-settings')
+const { withFactoryShape } = require('./factory-shape')
+const { normaliseTtl } = require('./expiry')
+
+/** connect-mongo's default lifetime of a session without a cookie expiry: 14 days. */
+const DEFAULT_TTL_SECONDS = 1209600
+const WRITE_OPTIONS = new Set(['w', 'j', 'wtimeout', 'wtimeoutMS', 'journal'])
+
+/**
+ * `stringify: false`: the session goes to Rust as JSON in which Dates are tagged `{"$date": ms}`
+ * and become BSON Dates there, so the document is the one connect-mongo writes (cookie.expires a
+ * Date, undefined members null unless the client ignores undefined, functions left out); reading
+ * revives the tags as Dates, as connect-mongo hands them out.
+ */
+function documentSerializer (ignoreUndefined) {
+  function replacer (key, value) {
+    const raw = this[key]
+    if (raw instanceof Date) return Number.isNaN(raw.getTime()) ? null : { $date: raw.getTime() }
+    if (typeof raw === 'function') return undefined
+    if (value === undefined && !ignoreUndefined && !Array.isArray(this)) return null
+    return value
+  }
+  function reviver (key, value) {
+    if (value !== null && typeof value === 'object' && typeof value.$date === 'number' && Object.keys(value).length === 1) {
+      return new Date(value.$date)
+    }
+    return value
+  }
+  return {
+    stringify: (sess) => JSON.stringify(sess, replacer),
+    parse: (text) => JSON.parse(text, reviver)
+  }
+}
+
+class MongoStore extends NativeBackedStore {
+  constructor (options = {}) {
+    assert(options.mongoUrl || options.clientPromise || options.client, 'You must provide either mongoUrl|clientPromise|client in options')
+    assert(options.createAutoRemoveIdx === null || options.createAutoRemoveIdx === undefined, 'options.createAutoRemoveIdx has been reverted to autoRemove and autoRemoveInterval')
+    assert(!options.autoRemoveInterval || options.autoRemoveInterval <= 71582, 'autoRemoveInterval is too large. options.autoRemoveInterval is in minutes but not seconds nor mills')
+    refuseUnsupported(options)
+    const stringify = options.stringify !== false
+    // The client's ignoreUndefined decides how undefined members are written, as it does for connect-mongo.
+    const source = options.mongoUrl ? fromUrlAndOptions(options.mongoUrl, options.mongoOptions) : null
+    const ignoreUndefined = source ? source.ignoreUndefined : Boolean(options.client && options.client.options && options.client.options.ignoreUndefined)
+    super('mongodb', stringify ? options : { ...options, serializer: options.serializer || documentSerializer(ignoreUndefined) })
+    this.options = options
+    this.ttl = options.ttl === undefined ? DEFAULT_TTL_SECONDS : normaliseTtl(options.ttl, 'mongodb')
+    this.collectionName = options.collectionName ?? 'sessions'
+    this.autoRemove = options.autoRemove ?? 'native'
+    this.transformId = typeof options.transformId === 'function' ? options.transformId : null
+    this._settings = {
+      collectionName: String(this.collectionName),
+      stringify,
+      autoRemove: String(this.autoRemove),
+      lastModified: this.touchAfter > 0,
+      timestamps: Boolean(options.timestamps),
+      ...writeConcernOf(options.writeOperationOptions),
+      poolSize: options.poolSize,
+      connectTimeoutMs: Math.ceil(this.connectTimeout),
+      commandTimeoutMs: Math.ceil(this.commandTimeout),
+      idleTimeoutMs: 10000
+    }
+    if (this.autoRemove === 'interval') {
+      const minutes = options.autoRemoveInterval ?? 10
+      this._schedulePruning(minutes * 60000, { onError: (err) => this.errorLog('ferrosession mongodb: autoRemove interval cleanup failed:', err) })
+    }
+    // The client the store was given: connect-mongo's close() closes it, and so does ours.
+    this._client = null
+    if (source) this._open(source.url, options.dbName)
+    else if (options.client) this._openClient(options.client)
+    else {
+      // Requests made before the promise settles wait for it (base-store's _attaching).
+      this._attaching = Promise.resolve(options.clientPromise).then((client) => this._openClient(client))
+      this._attaching.catch(() => {}) // each waiting request reports the failure itself
+    }
+  }
+
+  static create (options) {
+    return new MongoStore(options)
+  }
+
+  _openClient (client) {
+    const settings = fromClient(client)
+    this._client = client
+    this._open(settings.url, this.options.dbName ?? settings.dbName)
+  }
+
+  _open (url, dbName) {
+    this._attach(openNative('mongodb', this._storeId, { url, dbName: dbName === undefined ? undefined : String(dbName), ...this._settings }))
+  }
+
+  get (sid, cb) { return super.get(this._storageId(sid), cb) }
+  set (sid, sess, cb) { return super.set(this._storageId(sid), sess, cb) }
+  touch (sid, sess, cb) { return super.touch(this._storageId(sid), sess, cb) }
+  destroy (sid, cb) { return super.destroy(this._storageId(sid), cb) }
+
+  /** connect-mongo's `transformId`: the `_id` a session is stored under. */
+  _storageId (sid) {
+    if (this.transformId === null || typeof sid !== 'string') return sid
+    const id = this.transformId(sid)
+    if (typeof id !== 'string') {
+      // Handed on as it is: the store's input check names the problem.
+      return id === undefined || id === null ? id : String(id)
+    }
+    return id
+  }
+
+  close (cb) {
+    const client = this._client
+    const closing = new Promise((resolve, reject) => super.close((err) => (err ? reject(err) : resolve())))
+      .then(() => client && typeof client.close === 'function' && client.close())
+    if (typeof cb === 'function') {
+      closing.then(() => cb(), cb)
+      return undefined
+    }
+    return closing.then(() => undefined)
+  }
+}
+
+function refuseUnsupported (options) {
+  if (options.crypto !== undefined && options.crypto !== null && options.crypto.secret !== false) {
+    throw new TypeError('ferrosession mongodb: option crypto (kruptein) is not supported; use encryption: { keys: [...] } ' +
+      '(AES-256-GCM in Rust). Sessions connect-mongo encrypted with kruptein cannot be read: their users sign in again')
+  }
+  if (options.cryptoAdapter !== undefined) {
+    throw new TypeError('ferrosession mongodb: option cryptoAdapter is not supported; use encryption: { keys: [...], ' +
+      'connectMongoSecret: <the secret given to createWebCryptoAdapter> } to keep its sessions readable')
+  }
+  if (options.serialize !== undefined || options.unserialize !== undefined) {
+    throw new TypeError('ferrosession mongodb: options serialize/unserialize are not supported; ' +
+      'give serializer: { stringify, parse } (text), or stringify: false for BSON documents')
+  }
+  if (options.autoRemove !== undefined && !['native', 'interval', 'disabled'].includes(options.autoRemove)) {
+    throw new TypeError(`ferrosession mongodb: option autoRemove must be 'native', 'interval' or 'disabled', got ${String(options.autoRemove)}`)
+  }
+  if (options.transformId !== undefined && typeof options.transformId !== 'function') {
+    throw new TypeError('ferrosession mongodb: option transformId must be a function')
+  }
+}
+
+/** connect-mongo's `writeOperationOptions` (a WriteConcern's fields). */
+function writeConcernOf (options) {
+  if (options === undefined || options === null) return {}
+  const unknown = Object.keys(options).filter((k) => !WRITE_OPTIONS.has(k))
+  if (unknown.length > 0) throw new TypeError(`ferrosession mongodb: writeOperationOptions ${unknown.join(', ')} are not write-concern settings (w, j, wtimeout)`)
+  const out = {}
+  if (typeof options.w === 'number') out.writeNodes = options.w
+  else if (typeof options.w === 'string') out.writeTag = options.w
+  else if (options.w !== undefined) throw new TypeError(`ferrosession mongodb: writeOperationOptions.w must be a number or a tag, got ${typeof options.w}`)
+  const journal = options.j ?? options.journal
+  if (journal !== undefined) out.writeJournal = Boolean(journal)
+  const timeout = options.wtimeout ?? options.wtimeoutMS
+  if (timeout !== undefined) out.writeTimeoutMs = Number(timeout)
+  return out
+}
+
+module.exports = { MongoStore: withFactoryShape(MongoStore), MongoStoreClass: MongoStore, documentSerializer }

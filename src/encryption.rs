@@ -1,0 +1,402 @@
+//! Encryption at rest for every backend: a `Backend` in front of another that seals each session
+//! value with AES-256-GCM before it leaves the process and opens it on the way back.
+//!
+//! Stored format, version 1: the JSON string `"fse1:<base64(nonce ‖ ciphertext ‖ tag)>"` (so JSON
+//! and jsonb columns take it as they are), a random 96-bit nonce per write, and the session id as
+//! associated data: a value copied onto another session's row does not open there. Writes use the
+//! first key; reads try every key, so keys rotate without logging anyone out. Keys are 32 raw
+//! bytes, or a passphrase stretched once at construction (PBKDF2-HMAC-SHA256).
+
+use std::sync::Arc;
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+
+use crate::backend::{Backend, Reply, Request, Stored};
+use crate::error::{BackendError, BackendResult};
+use crate::native_store::NativeStore;
+
+const PREFIX: &str = "fse1:";
+const NONCE: usize = 12;
+const TAG: usize = 16;
+/// PBKDF2 rounds for passphrases (as connect-mongo's WebCrypto adapter).
+const ROUNDS: u32 = 310_000;
+const PASSPHRASE_SALT: &[u8] = b"ferrosession:encryption:v1";
+/// connect-mongo's `createWebCryptoAdapter` default salt.
+const CONNECT_MONGO_SALT: &[u8] = b"connect-mongo:webcrypto-default-salt";
+
+/// A key as JS passes it: 32 raw bytes, or a passphrase.
+#[napi(object)]
+pub struct EncryptionKey {
+  pub raw: Option<Buffer>,
+  pub passphrase: Option<String>,
+}
+
+#[napi(object)]
+pub struct EncryptionOptions {
+  /// The first encrypts; all decrypt.
+  pub keys: Vec<EncryptionKey>,
+  /// Read values stored before encryption was turned on (never written so).
+  pub read_plaintext: bool,
+  /// connect-mongo's WebCrypto adapter secret: its ciphertexts (AES-GCM, PBKDF2-SHA-256 with its
+  /// default salt and 310,000 rounds) stay readable.
+  pub connect_mongo_secret: Option<String>,
+}
+
+#[napi]
+impl NativeStore {
+  /// Puts encryption in front of this store's backend; called once, before any request.
+  #[napi(catch_unwind)]
+  pub fn encrypt(&mut self, options: EncryptionOptions) -> napi::Result<()> {
+    let name = self.backend().name();
+    let sealer = Sealer::new(&options).map_err(|e| napi::Error::from_reason(e.message(name, "options")))?;
+    let inner = self.backend();
+    self.set_backend(Arc::new(Encrypted { inner, sealer }));
+    Ok(())
+  }
+}
+
+struct Sealer {
+  keys: Vec<Aes256Gcm>,
+  read_plaintext: bool,
+  connect_mongo: Option<Aes256Gcm>,
+}
+
+impl Sealer {
+  fn new(o: &EncryptionOptions) -> BackendResult<Self> {
+    if o.keys.is_empty() {
+      return Err(BackendError::invalid("encryption.keys needs at least one key"));
+    }
+    let keys = o
+      .keys
+      .iter()
+      .enumerate()
+      .map(|(i, k)| key_of(i, k))
+      .collect::<BackendResult<_>>()?;
+    let connect_mongo = o
+      .connect_mongo_secret
+      .as_deref()
+      .map(|secret| cipher(&stretch(secret.as_bytes(), CONNECT_MONGO_SALT)));
+    Ok(Self {
+      keys,
+      read_plaintext: o.read_plaintext,
+      connect_mongo,
+    })
+  }
+
+  fn seal(&self, sid: &str, plaintext: &str) -> BackendResult<String> {
+    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+    let sealed = self.keys[0]
+      .encrypt(
+        &nonce,
+        Payload {
+          msg: plaintext.as_bytes(),
+          aad: sid.as_bytes(),
+        },
+      )
+      .map_err(|_| BackendError::backend("the session could not be encrypted"))?;
+    let mut bytes = Vec::with_capacity(NONCE + sealed.len());
+    bytes.extend_from_slice(&nonce);
+    bytes.extend_from_slice(&sealed);
+    Ok(format!("\"{PREFIX}{}\"", STANDARD.encode(bytes)))
+  }
+
+  /// The plaintext, or why it cannot be had: unreadable, so the session is treated as absent
+  /// and reported (docs/design.md, "Stored data that cannot be read").
+  fn open(&self, sid: &str, stored: &str) -> BackendResult<String> {
+    let unquoted = stored
+      .strip_prefix('"')
+      .and_then(|s| s.strip_suffix('"'))
+      .unwrap_or(stored);
+    let Some(encoded) = unquoted.strip_prefix(PREFIX) else {
+      return self.open_other(stored);
+    };
+    let bytes = STANDARD
+      .decode(encoded)
+      .map_err(|_| BackendError::unparsable("the encrypted session is not valid base64 (tampered with?)"))?;
+    if bytes.len() < NONCE + TAG {
+      return Err(BackendError::unparsable(
+        "the encrypted session is too short (tampered with?)",
+      ));
+    }
+    let (nonce, sealed) = bytes.split_at(NONCE);
+    for key in &self.keys {
+      if let Ok(plain) = key.decrypt(
+        Nonce::from_slice(nonce),
+        Payload {
+          msg: sealed,
+          aad: sid.as_bytes(),
+        },
+      ) {
+        return String::from_utf8(plain).map_err(|_| BackendError::unparsable("the decrypted session is not UTF-8"));
+      }
+    }
+    Err(BackendError::unparsable(format!(
+      "the session cannot be decrypted with any of the {} configured keys (a key that is not in encryption.keys, a value copied from another session, or one tampered with)",
+      self.keys.len()
+    )))
+  }
+
+  /// A value not in our format: connect-mongo's WebCrypto ciphertext if that secret is given,
+  /// plaintext if allowed, otherwise refused (an attacker who can write to the database must not
+  /// be able to plant a session in clear).
+  fn open_other(&self, stored: &str) -> BackendResult<String> {
+    if let Some(key) = &self.connect_mongo
+      && let Ok(bytes) = STANDARD.decode(stored.trim_matches('"'))
+      && bytes.len() >= NONCE + TAG
+    {
+      let (nonce, sealed) = bytes.split_at(NONCE);
+      if let Ok(plain) = key.decrypt(Nonce::from_slice(nonce), sealed) {
+        return String::from_utf8(plain).map_err(|_| BackendError::unparsable("the decrypted session is not UTF-8"));
+      }
+    }
+    if self.read_plaintext {
+      return Ok(stored.to_string());
+    }
+    Err(BackendError::unparsable(
+      "the stored session is not encrypted, and encryption.readPlaintext is off",
+    ))
+  }
+}
+
+fn key_of(i: usize, k: &EncryptionKey) -> BackendResult<Aes256Gcm> {
+  match (&k.raw, &k.passphrase) {
+    (Some(raw), None) if raw.len() == 32 => Ok(cipher(raw)),
+    (Some(raw), None) => Err(BackendError::invalid(format!(
+      "encryption.keys[{i}] is {} bytes; a raw key is 32 bytes (or give a passphrase string)",
+      raw.len()
+    ))),
+    (None, Some(p)) if p.len() >= 16 => Ok(cipher(&stretch(p.as_bytes(), PASSPHRASE_SALT))),
+    (None, Some(_)) => Err(BackendError::invalid(format!(
+      "encryption.keys[{i}] is a passphrase shorter than 16 characters"
+    ))),
+    _ => Err(BackendError::invalid(format!(
+      "encryption.keys[{i}] must be 32 bytes or a passphrase"
+    ))),
+  }
+}
+
+fn stretch(secret: &[u8], salt: &[u8]) -> [u8; 32] {
+  let mut out = [0u8; 32];
+  pbkdf2::pbkdf2_hmac::<sha2::Sha256>(secret, salt, ROUNDS, &mut out);
+  out
+}
+
+fn cipher(key: &[u8]) -> Aes256Gcm {
+  Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
+}
+
+/// The backend behind encryption: values sealed on the way in, opened on the way out; the rest
+/// (expiry, ids, counts) passes through.
+struct Encrypted {
+  inner: Arc<dyn Backend>,
+  sealer: Sealer,
+}
+
+impl Encrypted {
+  fn opened(&self, sid: &str, stored: Option<Stored>) -> BackendResult<Option<Stored>> {
+    stored
+      .map(|s| {
+        Ok(Stored {
+          value: self.sealer.open(sid, &s.value)?,
+          expires_at_ms: s.expires_at_ms,
+        })
+      })
+      .transpose()
+  }
+}
+
+#[async_trait]
+impl Backend for Encrypted {
+  fn name(&self) -> &'static str {
+    self.inner.name()
+  }
+
+  fn runs_inline(&self) -> bool {
+    self.inner.runs_inline()
+  }
+
+  fn expiry_precision_ms(&self) -> f64 {
+    self.inner.expiry_precision_ms()
+  }
+
+  fn expiry_on_real_clock(&self) -> bool {
+    self.inner.expiry_on_real_clock()
+  }
+
+  async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<Stored>> {
+    let stored = self.inner.get(sid, now_ms).await?;
+    self.opened(sid, stored)
+  }
+
+  async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
+    let sealed = self.sealer.seal(sid, value)?;
+    self.inner.set(sid, &sealed, expires_at_ms, now_ms).await
+  }
+
+  async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
+    self.inner.touch(sid, expires_at_ms, now_ms).await
+  }
+
+  async fn destroy(&self, sid: &str) -> BackendResult<()> {
+    self.inner.destroy(sid).await
+  }
+
+  async fn ids(&self, now_ms: f64) -> BackendResult<Vec<String>> {
+    self.inner.ids(now_ms).await
+  }
+
+  /// A value that does not open is `None`: JS skips it and reports it, as for `get`.
+  async fn all(&self, now_ms: f64) -> BackendResult<Vec<(String, Option<String>)>> {
+    let pairs = self.inner.all(now_ms).await?;
+    Ok(
+      pairs
+        .into_iter()
+        .map(|(sid, value)| {
+          let opened = value.and_then(|v| self.sealer.open(&sid, &v).ok());
+          (sid, opened)
+        })
+        .collect(),
+    )
+  }
+
+  async fn length(&self, now_ms: f64) -> BackendResult<u64> {
+    self.inner.length(now_ms).await
+  }
+
+  async fn clear(&self) -> BackendResult<u64> {
+    self.inner.clear().await
+  }
+
+  async fn prune(&self, now_ms: f64) -> BackendResult<Option<u64>> {
+    self.inner.prune(now_ms).await
+  }
+
+  async fn ping(&self) -> BackendResult<()> {
+    self.inner.ping().await
+  }
+
+  async fn close(&self) {
+    self.inner.close().await
+  }
+
+  async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
+    // A set whose value cannot be sealed fails alone: the rest of the batch goes on.
+    let mut refused = Vec::new();
+    let mut sealed = Vec::with_capacity(requests.len());
+    for (i, r) in requests.iter().enumerate() {
+      match r {
+        Request::Set {
+          sid,
+          value,
+          expires_at_ms,
+          now_ms,
+        } => match self.sealer.seal(sid, value) {
+          Ok(value) => sealed.push(Request::Set {
+            sid: sid.clone(),
+            value,
+            expires_at_ms: *expires_at_ms,
+            now_ms: *now_ms,
+          }),
+          Err(e) => refused.push((i, e)),
+        },
+        other => sealed.push(clone_request(other)),
+      }
+    }
+    if !refused.is_empty() {
+      return None; // one by one, through set() above, so each gets its own answer
+    }
+    let results = self.inner.run_batch(&sealed).await?;
+    Some(
+      results
+        .into_iter()
+        .zip(requests)
+        .map(|(result, request)| match (result, request) {
+          (Ok(Reply::Got(stored)), Request::Get { sid, .. }) => self.opened(sid, stored).map(Reply::Got),
+          (other, _) => other,
+        })
+        .collect(),
+    )
+  }
+}
+
+fn clone_request(r: &Request) -> Request {
+  match r {
+    Request::Get { sid, now_ms } => Request::Get {
+      sid: sid.clone(),
+      now_ms: *now_ms,
+    },
+    Request::Set {
+      sid,
+      value,
+      expires_at_ms,
+      now_ms,
+    } => Request::Set {
+      sid: sid.clone(),
+      value: value.clone(),
+      expires_at_ms: *expires_at_ms,
+      now_ms: *now_ms,
+    },
+    Request::Touch {
+      sid,
+      expires_at_ms,
+      now_ms,
+    } => Request::Touch {
+      sid: sid.clone(),
+      expires_at_ms: *expires_at_ms,
+      now_ms: *now_ms,
+    },
+    Request::Destroy { sid } => Request::Destroy { sid: sid.clone() },
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn sealer(keys: &[&[u8]], plaintext: bool) -> Sealer {
+    let options = EncryptionOptions {
+      keys: keys
+        .iter()
+        .map(|k| EncryptionKey {
+          raw: Some(Buffer::from(k.to_vec())),
+          passphrase: None,
+        })
+        .collect(),
+      read_plaintext: plaintext,
+      connect_mongo_secret: None,
+    };
+    Sealer::new(&options).unwrap_or_else(|e| panic!("{}", e.detail))
+  }
+
+  #[test]
+  fn round_trips_rotates_and_refuses_tampering_and_swaps() {
+    let old = sealer(&[&[1; 32]], false);
+    let rotated = sealer(&[&[2; 32], &[1; 32]], false);
+    let sealed = old.seal("sid-a", "{\"cookie\":{}}").unwrap_or_default();
+    assert!(sealed.starts_with("\"fse1:"));
+    assert_eq!(rotated.open("sid-a", &sealed).ok().as_deref(), Some("{\"cookie\":{}}"));
+    assert!(
+      rotated.open("sid-b", &sealed).is_err(),
+      "a value copied to another sid must not open"
+    );
+    let mut tampered = sealed.clone().into_bytes();
+    tampered[10] ^= 1;
+    assert!(
+      old
+        .open("sid-a", &String::from_utf8(tampered).unwrap_or_default())
+        .is_err()
+    );
+    assert!(sealer(&[&[3; 32]], false).open("sid-a", &sealed).is_err());
+    assert!(
+      old.open("sid-a", "{\"cookie\":{}}").is_err(),
+      "plaintext is refused unless allowed"
+    );
+    assert!(sealer(&[&[1; 32]], true).open("sid-a", "{\"cookie\":{}}").is_ok());
+  }
+}
