@@ -106,11 +106,8 @@ class MongoStore extends NativeBackedStore {
   _storageId (sid) {
     if (this.transformId === null || typeof sid !== 'string') return sid
     const id = this.transformId(sid)
-    if (typeof id !== 'string') {
-      // Handed on as it is: the store's input check names the problem.
-      return id === undefined || id === null ? id : String(id)
-    }
-    return id
+    // null/undefined are handed on as they are: the store's input check names the problem.
+    return typeof id === 'string' || id === undefined || id === null ? id : String(id)
   }
 
   close (cb) {

@@ -6,7 +6,7 @@
 
 const { execFileSync, spawn } = require('node:child_process')
 const fs = require('node:fs')
-const net = require('node:net')
+const { closedPort, waitForPort } = require('./ports')
 const path = require('node:path')
 
 const SECANTUS = 'secantusdb==0.7.0b3' // only pre-releases exist: pinned
@@ -35,33 +35,6 @@ function ensureInstalled ({ quiet = false } = {}) {
   if (!ok()) throw new Error(`${SECANTUS} was installed into ${venv} but does not import`)
 }
 
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
-function waitForPort (port, timeoutMs) {
-  const deadline = Date.now() + timeoutMs
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const socket = net.connect(port, '127.0.0.1')
-      socket.once('connect', () => { socket.destroy(); resolve() })
-      socket.once('error', () => {
-        socket.destroy()
-        if (Date.now() > deadline) reject(new Error(`SecantusDB did not listen on ${port} within ${timeoutMs} ms`))
-        else setTimeout(attempt, 50)
-      })
-    }
-    attempt()
-  })
-}
-
 /**
  * Starts a server on `port` (a free one if not given), from a directory of its own (it reads a
  * ./secantusd.toml if there is one). Resolves with `{ port, url, pid, kill(), start(), stop() }`:
@@ -69,7 +42,7 @@ function waitForPort (port, timeoutMs) {
  */
 async function startMongoServer ({ port } = {}) {
   ensureInstalled({ quiet: true })
-  const chosen = port || await freePort()
+  const chosen = port || await closedPort()
   const cwd = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'ferro-mongo-'))
   let child = null
   let exited = Promise.resolve()

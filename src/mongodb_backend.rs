@@ -196,8 +196,8 @@ impl MongoBackend {
     match session {
       None | Some(Bson::Null) => Ok(None),
       Some(Bson::String(s)) => Ok(Some(s.clone())),
-      Some(Bson::Document(d)) => {
-        let json = from_bson(&Bson::Document(d.clone()))?;
+      Some(document @ Bson::Document(_)) => {
+        let json = from_bson(document)?;
         serde_json::to_string(&json)
           .map(Some)
           .map_err(|e| BackendError::unparsable(format!("the stored session cannot be written as JSON: {e}")))
@@ -211,6 +211,21 @@ impl MongoBackend {
 
   fn live(now_ms: f64) -> Document {
     doc! { "$or": [ { "expires": { "$exists": false } }, { "expires": { "$gt": date(now_ms) } } ] }
+  }
+
+  /// Every live document (only its `_id` with `ids_only`).
+  async fn live_documents(&self, now_ms: f64, ids_only: bool) -> BackendResult<Vec<Document>> {
+    let collection = self.collection().await?;
+    let mut find = collection.find(Self::live(now_ms));
+    if ids_only {
+      find = find.projection(doc! { "_id": 1 });
+    }
+    find
+      .await
+      .map_err(|e| classify(&e))?
+      .try_collect()
+      .await
+      .map_err(|e| classify(&e))
   }
 }
 
@@ -373,15 +388,7 @@ impl Backend for MongoBackend {
   }
 
   async fn ids(&self, now_ms: f64) -> BackendResult<Vec<String>> {
-    let collection = self.collection().await?;
-    let documents: Vec<Document> = collection
-      .find(Self::live(now_ms))
-      .projection(doc! { "_id": 1 })
-      .await
-      .map_err(|e| classify(&e))?
-      .try_collect()
-      .await
-      .map_err(|e| classify(&e))?;
+    let documents = self.live_documents(now_ms, true).await?;
     Ok(
       documents
         .iter()
@@ -391,14 +398,7 @@ impl Backend for MongoBackend {
   }
 
   async fn all(&self, now_ms: f64) -> BackendResult<Vec<(String, Option<String>)>> {
-    let collection = self.collection().await?;
-    let documents: Vec<Document> = collection
-      .find(Self::live(now_ms))
-      .await
-      .map_err(|e| classify(&e))?
-      .try_collect()
-      .await
-      .map_err(|e| classify(&e))?;
+    let documents = self.live_documents(now_ms, false).await?;
     Ok(
       documents
         .iter()

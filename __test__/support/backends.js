@@ -3,7 +3,7 @@
 // prefix, a PostgreSQL table in the suite's own schema), so suites and tests never collide, and
 // every store is closed after its suite. Addresses come from REDIS_URL / DATABASE_URL.
 
-const net = require('node:net')
+const { closedPort } = require('../../scripts/ports')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -68,18 +68,6 @@ const uniq = () => `${process.pid}_${Date.now().toString(36)}_${++counter}`
  * started through childTmp() inherit their parent's run.
  */
 const RUN = process.env.FERROTEST_RUN || String(process.pid)
-
-/** A loopback port nobody listens on (bound, then released). */
-function closedPort () {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-  })
-}
 
 /** A fresh temporary directory per suite for SQLite files, removed by cleanup. */
 const sqliteDirs = new Map()

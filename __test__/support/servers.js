@@ -7,23 +7,8 @@ const fs = require('node:fs')
 const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
-const { closedPort, sleep } = require('./backends')
-
-function waitForPort (port, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const socket = net.connect(port, '127.0.0.1')
-      socket.once('connect', () => { socket.destroy(); resolve() })
-      socket.once('error', () => {
-        socket.destroy()
-        if (Date.now() > deadline) reject(new Error(`nothing listens on ${port} after ${timeoutMs} ms`))
-        else setTimeout(attempt, 50)
-      })
-    }
-    attempt()
-  })
-}
+const { sleep } = require('./backends')
+const { closedPort, waitForPort } = require('../../scripts/ports')
 
 function killed (child) {
   return new Promise((resolve) => {
