@@ -157,6 +157,38 @@ describe('expiry', () => {
   })
 })
 
+describe('requests made in one turn (sent as one update command and one find)', () => {
+  test('the last write of a sid wins, a get after a set reads it, touches of expired documents revive nothing, bad input fails alone', async () => {
+    const name = collectionName()
+    const a = ours({ collectionName: name, autoRemove: 'disabled', timestamps: true })
+    await a.set('warm', sessionData())
+    await raw(name).insertOne({ _id: 'stale', session: JSON.stringify(sessionData()), expires: new Date(Date.now() - 1000) })
+    const answers = await Promise.allSettled([
+      a.get('warm'), // goes at once, alone; all that follows in this turn is one batch
+      a.set('same', sessionData(60000, { v: 1 })),
+      a.set('other', sessionData(60000, { v: 'o' })),
+      a.set('same', sessionData(60000, { v: 2 })),
+      a.set('same', sessionData(60000, { v: 3 })),
+      a.set(42, sessionData()),
+      a.get('other'),
+      a.get('nobody'),
+      a.touch('other', sessionData(120000)),
+      a.touch('stale', sessionData()),
+      a.touch('never-was', sessionData())
+    ])
+    expect(answers.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'])
+    expect(answers[5].reason.code).toBe('ESESSION_INVALID')
+    expect(answers[6].value.v).toBe('o')
+    expect(answers[7].value).toBeNull()
+    expect((await a.get('same')).v).toBe(3)
+    expect((await raw(name).findOne({ _id: 'other' })).expires.getTime()).toBeGreaterThan(Date.now() + 90000)
+    expect((await raw(name).findOne({ _id: 'stale' })).expires.getTime()).toBeLessThan(Date.now())
+    expect(await raw(name).findOne({ _id: 'never-was' })).toBeNull()
+    const same = await raw(name).findOne({ _id: 'same' })
+    expect(same.createdAt).toBeInstanceOf(Date) // the upsert's $setOnInsert ran
+  })
+})
+
 describe("connect-mongo's options", () => {
   test('timestamps: createdAt once, updatedAt on every write', async () => {
     const name = collectionName()

@@ -39,6 +39,16 @@ pub enum Request {
   },
 }
 
+impl Request {
+  pub fn sid(&self) -> &str {
+    match self {
+      Request::Get { sid, .. } | Request::Set { sid, .. } | Request::Touch { sid, .. } | Request::Destroy { sid } => {
+        sid
+      }
+    }
+  }
+}
+
 /// The answer to one request of a batch.
 pub enum Reply {
   Got(Option<Stored>),
@@ -114,6 +124,29 @@ pub trait Backend: Send + Sync + 'static {
   /// than running them one by one (the caller then does). Redis sends them as one pipeline.
   async fn run_batch(&self, _requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
     None
+  }
+
+  /// One request of a batch on its own, as if JS had made it alone (for what a backend's
+  /// `run_batch` does not combine).
+  async fn run_one(&self, request: &Request) -> BackendResult<Reply> {
+    match request {
+      Request::Get { sid, now_ms } => self.get(sid, *now_ms).await.map(Reply::Got),
+      Request::Set {
+        sid,
+        value,
+        expires_at_ms,
+        now_ms,
+      } => self
+        .set(sid, value, *expires_at_ms, *now_ms)
+        .await
+        .map(|()| Reply::Done),
+      Request::Touch {
+        sid,
+        expires_at_ms,
+        now_ms,
+      } => self.touch(sid, *expires_at_ms, *now_ms).await.map(|()| Reply::Done),
+      Request::Destroy { sid } => self.destroy(sid).await.map(|()| Reply::Done),
+    }
   }
 }
 

@@ -14,10 +14,12 @@ use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 use napi_derive::napi;
 
-use crate::backend::{Backend, Stored};
+use crate::backend::{Backend, Reply, Request, Stored};
 use crate::dispatch::Dispatcher;
 use crate::error::{BackendError, BackendResult};
 use crate::native_store::NativeStore;
+
+mod batch;
 
 #[napi(object)]
 pub struct MongoOptions {
@@ -213,6 +215,55 @@ impl MongoBackend {
     doc! { "$or": [ { "expires": { "$exists": false } }, { "expires": { "$gt": date(now_ms) } } ] }
   }
 
+  /// The document of `sid`, if it is live.
+  fn live_one(sid: &str, now_ms: f64) -> Document {
+    let mut filter = Self::live(now_ms);
+    filter.insert("_id", sid);
+    filter
+  }
+
+  /// A found document as the session JS parses, with the expiry the store holds.
+  fn stored_of(&self, document: &Document) -> BackendResult<Option<Stored>> {
+    let Some(value) = self.text_of(document.get("session"))? else {
+      return Ok(None);
+    };
+    let expires_at_ms = document
+      .get_datetime("expires")
+      .ok()
+      .map(|d| d.timestamp_millis() as f64);
+    Ok(Some(Stored { value, expires_at_ms }))
+  }
+
+  /// connect-mongo's upsert of a whole session (`lastModified` with touchAfter, `createdAt` /
+  /// `updatedAt` with timestamps).
+  fn set_update(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<Document> {
+    let session = self.value_of(value)?;
+    let at = expires_at_ms
+      .ok_or_else(|| BackendError::invalid("MongoDB sessions always expire; disableTTL is not supported"))?;
+    let mut fields = doc! { "_id": sid, "session": session, "expires": date(at) };
+    if self.options.last_modified {
+      fields.insert("lastModified", date(now_ms));
+    }
+    let mut update = doc! { "$set": fields };
+    if self.options.timestamps {
+      update.insert("$setOnInsert", doc! { "createdAt": date(now_ms) });
+      update.insert("$currentDate", doc! { "updatedAt": true });
+    }
+    Ok(update)
+  }
+
+  fn touch_update(&self, at: f64, now_ms: f64) -> Document {
+    let mut fields = doc! { "expires": date(at) };
+    if self.options.last_modified {
+      fields.insert("lastModified", date(now_ms));
+    }
+    let mut update = doc! { "$set": fields };
+    if self.options.timestamps {
+      update.insert("$currentDate", doc! { "updatedAt": true });
+    }
+    update
+  }
+
   /// Every live document (only its `_id` with `ids_only`).
   async fn live_documents(&self, now_ms: f64, ids_only: bool) -> BackendResult<Vec<Document>> {
     let collection = self.collection().await?;
@@ -320,34 +371,19 @@ impl Backend for MongoBackend {
 
   async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<Stored>> {
     let collection = self.collection().await?;
-    let mut filter = Self::live(now_ms);
-    filter.insert("_id", sid);
-    let found = collection.find_one(filter).await.map_err(|e| classify(&e))?;
-    let Some(document) = found else { return Ok(None) };
-    let Some(value) = self.text_of(document.get("session"))? else {
-      return Ok(None);
-    };
-    let expires_at_ms = document
-      .get_datetime("expires")
-      .ok()
-      .map(|d| d.timestamp_millis() as f64);
-    Ok(Some(Stored { value, expires_at_ms }))
+    let found = collection
+      .find_one(Self::live_one(sid, now_ms))
+      .await
+      .map_err(|e| classify(&e))?;
+    match found {
+      Some(document) => self.stored_of(&document),
+      None => Ok(None),
+    }
   }
 
   async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
-    let session = self.value_of(value)?;
+    let update = self.set_update(sid, value, expires_at_ms, now_ms)?;
     let collection = self.collection().await?;
-    let at = expires_at_ms
-      .ok_or_else(|| BackendError::invalid("MongoDB sessions always expire; disableTTL is not supported"))?;
-    let mut fields = doc! { "_id": sid, "session": session, "expires": date(at) };
-    if self.options.last_modified {
-      fields.insert("lastModified", date(now_ms));
-    }
-    let mut update = doc! { "$set": fields };
-    if self.options.timestamps {
-      update.insert("$setOnInsert", doc! { "createdAt": date(now_ms) });
-      update.insert("$currentDate", doc! { "updatedAt": true });
-    }
     collection
       .update_one(doc! { "_id": sid }, update)
       .upsert(true)
@@ -361,18 +397,8 @@ impl Backend for MongoBackend {
   async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
     let Some(at) = expires_at_ms else { return Ok(()) };
     let collection = self.collection().await?;
-    let mut fields = doc! { "expires": date(at) };
-    if self.options.last_modified {
-      fields.insert("lastModified", date(now_ms));
-    }
-    let mut update = doc! { "$set": fields };
-    if self.options.timestamps {
-      update.insert("$currentDate", doc! { "updatedAt": true });
-    }
-    let mut filter = Self::live(now_ms);
-    filter.insert("_id", sid);
     collection
-      .update_one(filter, update)
+      .update_one(Self::live_one(sid, now_ms), self.touch_update(at, now_ms))
       .await
       .map(drop)
       .map_err(|e| classify(&e))
@@ -452,10 +478,19 @@ impl Backend for MongoBackend {
     }
   }
 
+  async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
+    self.batch(requests).await
+  }
+
   async fn close(&self) {
     let _ = self.closed.set(());
     if let Some((client, _)) = self.client.get() {
-      let _ = tokio::time::timeout(self.connect_timeout, client.clone().shutdown()).await;
+      // A graceful shutdown waits for the driver's pending operations; close() must still answer
+      // within commandTimeout, so after a bounded wait the rest are dropped.
+      let patience = self.connect_timeout.min(self.command_timeout / 2);
+      if tokio::time::timeout(patience, client.clone().shutdown()).await.is_err() {
+        client.clone().shutdown().immediate(true).await;
+      }
     }
   }
 }

@@ -661,24 +661,7 @@ impl Backend for MysqlBackend {
       if batched.contains(&i) {
         return None;
       }
-      Some(match r {
-        Request::Get { sid, now_ms } => self.get(sid, *now_ms).await.map(Reply::Got),
-        Request::Set {
-          sid,
-          value,
-          expires_at_ms,
-          now_ms,
-        } => self
-          .set(sid, value, *expires_at_ms, *now_ms)
-          .await
-          .map(|()| Reply::Done),
-        Request::Touch {
-          sid,
-          expires_at_ms,
-          now_ms,
-        } => self.touch(sid, *expires_at_ms, *now_ms).await.map(|()| Reply::Done),
-        Request::Destroy { sid } => self.destroy(sid).await.map(|()| Reply::Done),
-      })
+      Some(self.run_one(r).await)
     });
     // The sets first: a get later in the same batch reads what was written before it.
     let stored = self.set_many(&sets).await;

@@ -32,7 +32,14 @@ Cookie.prototype = {
   set maxAge (ms) {
     if (ms && typeof ms !== 'number' && !(ms instanceof Date)) throw new TypeError('maxAge must be a number or Date')
     if (ms instanceof Date) deprecate('maxAge as Date; pass number of milliseconds instead')
-    this.expires = typeof ms === 'number' ? new Date(Date.now() + ms) : ms
+    if (typeof ms !== 'number') {
+      this.expires = ms
+      return
+    }
+    // One clock reading: express-session reads Date.now() twice here, so originalMaxAge can come
+    // out a millisecond short of the configured value when the clock ticks in between.
+    this._expires = new Date(Date.now() + ms)
+    this.originalMaxAge = ms
   },
 
   /** The ms left until `expires`. */
