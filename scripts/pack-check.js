@@ -1,9 +1,11 @@
 'use strict'
-// Proves the published shape works: `npm pack`, then a brand-new Express app installs the
-// tarball (which builds the addon with cargo), serves a request that creates a session in Redis
-// and a second request that reads it back.
+// Proves the published shape works: `npm pack` (whose prepack puts this platform's prebuilt addon
+// in the tarball), then a brand-new Express app installs the tarball with no cargo on its PATH
+// (so nothing can be built) and serves a request that creates a session in Redis and a second
+// request that reads it back. Reports the install time and the installed package's size. Last,
+// the from-source path other platforms take: a forced rebuild that says so and how long it took.
 
-const { execFileSync, spawn } = require('node:child_process')
+const { execFileSync, spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -40,6 +42,22 @@ function run (cmd, args, cwd, env = {}) {
   return execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } }).toString()
 }
 
+/** PATH without any directory that holds cargo: an install that tried to build would fail. */
+function pathWithoutCargo () {
+  return process.env.PATH.split(path.delimiter).filter((dir) => !fs.existsSync(path.join(dir, 'cargo'))).join(path.delimiter)
+}
+
+/** Bytes under `dir`, as `du` counts files (symlinks not followed). */
+function sizeOf (dir) {
+  let total = 0
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += fs.statSync(path.join(entry.parentPath, entry.name)).size
+  }
+  return total
+}
+
+const mb = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`
+
 function startApp (scratch, file, env) {
   const app = spawn(process.execPath, [file], { cwd: scratch, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
   const port = new Promise((resolve, reject) => {
@@ -67,13 +85,21 @@ async function main () {
   let app
   try {
     const tarball = path.join(scratch, run('npm', ['pack', '--silent', '--pack-destination', scratch], root).trim().split('\n').pop())
-    console.log(`pack-check: packed ${path.basename(tarball)} (${fs.statSync(tarball).size} bytes)`)
+    const { addonName } = require('./native-build')
+    const listing = run('tar', ['-tzf', tarball], scratch).split('\n')
+    if (!listing.includes(`package/${addonName()}`)) throw new Error(`the tarball does not carry the prebuilt ${addonName()}`)
+    console.log(`pack-check: packed ${path.basename(tarball)} (${mb(fs.statSync(tarball).size)}, with the prebuilt ${addonName()})`)
     fs.writeFileSync(path.join(scratch, 'package.json'), JSON.stringify({ name: 'scratch-app', private: true }))
     fs.writeFileSync(path.join(scratch, 'app.js'), APP)
-    // Reuse this checkout's compiled dependencies: only the ferrosession crate itself rebuilds.
-    const env = { CARGO_TARGET_DIR: process.env.CARGO_TARGET_DIR || path.join(root, 'target') }
-    run('npm', ['install', '--no-audit', '--no-fund', 'express@5', 'express-session@1', tarball], scratch, env)
-    console.log('pack-check: installed express, express-session and the tarball into a new app')
+    run('npm', ['install', '--no-audit', '--no-fund', 'express@5', 'express-session@1'], scratch)
+    // No cargo on the PATH: on the platform that packed it, installing must build nothing.
+    const started = Date.now()
+    run('npm', ['install', '--no-audit', '--no-fund', tarball], scratch, { PATH: pathWithoutCargo() })
+    const installSeconds = (Date.now() - started) / 1000
+    const installed = path.join(scratch, 'node_modules', 'ferrosession')
+    if (fs.existsSync(path.join(installed, 'target'))) throw new Error('the installed package holds a target/ folder')
+    console.log(`pack-check: installed the tarball into a new app in ${installSeconds.toFixed(1)} s without cargo; ` +
+      `node_modules/ferrosession is ${mb(sizeOf(installed))}`)
 
     const first = startApp(scratch, 'app.js', { REDIS_URL, PREFIX: prefix })
     app = first.app
@@ -89,13 +115,30 @@ async function main () {
     console.log(`pack-check: the session was written to Redis as ${keys[0]} and read back over HTTP`)
     app.kill()
 
-    run('npm', ['uninstall', '--no-audit', '--no-fund', 'express-session'], scratch, env)
+    run('npm', ['uninstall', '--no-audit', '--no-fund', 'express-session'], scratch, { PATH: pathWithoutCargo() })
     if (fs.existsSync(path.join(scratch, 'node_modules', 'express-session'))) throw new Error('express-session is still installed')
     fs.writeFileSync(path.join(scratch, 'own-middleware.js'), APP_WITHOUT_EXPRESS_SESSION)
     const second = startApp(scratch, 'own-middleware.js', {})
     app = second.app
     await loginThenRead(await second.port)
-    console.log('pack-check: passed: ferrosession\'s session() and MemoryStore work with express-session uninstalled')
+    console.log('pack-check: ferrosession\'s session() and MemoryStore work with express-session uninstalled')
+    app.kill()
+    app = null
+
+    // Other platforms build from source: a forced rebuild takes that path. This checkout's
+    // compiled dependencies are reused (CARGO_TARGET_DIR), so only the ferrosession crate builds.
+    const env = { FERROSESSION_REBUILD: '1', CARGO_TARGET_DIR: process.env.CARGO_TARGET_DIR || path.join(root, 'target') }
+    const rebuild = spawnSync(process.execPath, [path.join(installed, 'scripts', 'install.js')], { cwd: installed, env: { ...process.env, ...env }, encoding: 'utf8' })
+    const said = rebuild.stderr.split('\n').filter((line) => line.startsWith('ferrosession:'))
+    if (rebuild.status !== 0) throw new Error(`the from-source build failed:\n${rebuild.stderr}`)
+    if (!said.some((line) => line.includes('building') && line.includes('from source')) || !said.some((line) => /built .* in \d+ s/.test(line))) {
+      throw new Error(`the from-source build did not say what it did:\n${said.join('\n')}`)
+    }
+    const third = startApp(scratch, 'own-middleware.js', {})
+    app = third.app
+    await loginThenRead(await third.port)
+    console.log(`pack-check: the from-source path works and says so: ${said.join(' / ')}`)
+    console.log('pack-check: passed')
   } finally {
     if (app) app.kill()
     fs.rmSync(scratch, { recursive: true, force: true })
