@@ -219,6 +219,11 @@ export interface PostgresOptions {
   layout?: string
   /** The sid column of the knex layout (its `sidFieldName`). */
   sidColumn?: string
+  /**
+   * Where JS found the connection settings (`conString`, `DATABASE_URL`, ...), named in the
+   * error when the server cannot be reached.
+   */
+  settingsSource?: string
 }
 
 /**

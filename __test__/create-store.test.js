@@ -34,8 +34,19 @@ test('sqlite:<path> uses that file, and options pass through', async () => {
   await store.close()
 })
 
-test('an unknown scheme is a clear error naming the supported ones, without leaking credentials', () => {
+test('sqlite://name.db is relative to the working directory, not a file at the filesystem root', async () => {
+  const relative = createStore('sqlite://name.db')
+  const absolute = createStore('sqlite:///tmp/abs.sqlite')
+  expect([relative.path, absolute.path]).toEqual([path.resolve('name.db'), '/tmp/abs.sqlite'])
+  // Closed before first use: neither file is ever created.
+  await Promise.all([relative.close(), absolute.close()])
+})
+
+test('an unknown scheme is a clear error naming that scheme and the supported ones, without leaking credentials', () => {
+  const supported = 'supported: redis://, rediss://, postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, sqlite:<path>, memory:, or no URL for the embedded SQLite store'
   expect(() => createStore('cassandra://user:secret@host/db')).toThrow(
-    'ferrosession createStore: unsupported store URL "host/db"; supported: redis://, rediss://, postgres://, postgresql://, mysql://, mariadb://, mongodb://, mongodb+srv://, sqlite:<path>, memory:, or no URL for the embedded SQLite store')
+    `ferrosession createStore: unsupported store URL scheme "cassandra:" (in "cassandra://…@host/db"); ${supported}`)
+  expect(() => createStore('cassandra://user:secret@host/db')).not.toThrow(/secret/)
+  expect(() => createStore('localhost')).toThrow(`unsupported store URL "localhost", which has no scheme; ${supported}`)
   expect(() => createStore(42)).toThrow(TypeError)
 })

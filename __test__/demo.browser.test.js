@@ -84,6 +84,7 @@ browserTest('log in, count views, survive a restart, log out', async () => {
 
   await page.click('text=Log out')
   await page.waitForSelector('input[name=name]')
+  expect(await page.context().cookies()).toEqual([]) // the browser no longer holds the cookie
   const store = new SqliteStore({ path: path.join(dir, 'sessions.sqlite'), cleanupInterval: 0 })
   expect(await store.get(sid)).toBeNull()
   expect(await store.length()).toBe(0)

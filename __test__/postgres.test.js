@@ -5,7 +5,7 @@
 const pg = require('pg')
 const { PostgresStore } = require('..')
 const { connectionOf } = require('../lib/postgres-store')
-const { DATABASE_URL, sessionData, sleep } = require('./support/backends')
+const { DATABASE_URL, sessionData, sleep, closedPort } = require('./support/backends')
 
 const schemaName = `ferrotest_pg_${process.pid}`
 const stores = []
@@ -218,13 +218,27 @@ describe('connection settings, in connect-pg-simple\'s order', () => {
   test('pool, then pgPromise, then conObject, then conString, then DATABASE_URL, then PG*', () => {
     const pool = { options: { host: 'h1', port: 5433, user: 'u', password: 'p', database: 'd', max: 7 } }
     expect(connectionOf({ pool, conString: 'postgres://x/y' })).toMatchObject({ host: 'h1', port: 5433, database: 'd', poolSize: 7 })
-    expect(connectionOf({ pgPromise: { $cn: 'postgres://cn/db' } })).toEqual({ connectionString: 'postgres://cn/db' })
+    expect(connectionOf({ pgPromise: { $cn: 'postgres://cn/db' } })).toEqual({ connectionString: 'postgres://cn/db', source: 'the pgPromise option' })
     expect(connectionOf({ conObject: { host: 'h2' }, conString: 'postgres://x/y' })).toMatchObject({ host: 'h2' })
-    expect(connectionOf({ conString: 'postgres://x/y' })).toEqual({ connectionString: 'postgres://x/y' })
+    expect(connectionOf({ conString: 'postgres://x/y' })).toEqual({ connectionString: 'postgres://x/y', source: 'the conString option' })
     process.env.DATABASE_URL = 'postgres://env/db'
-    expect(connectionOf({})).toEqual({ connectionString: 'postgres://env/db' })
+    expect(connectionOf({})).toEqual({ connectionString: 'postgres://env/db', source: 'the DATABASE_URL environment variable' })
     delete process.env.DATABASE_URL
     Object.assign(process.env, { PGHOST: 'pghost', PGPORT: '6543', PGUSER: 'pguser', PGDATABASE: 'pgdb' })
     expect(connectionOf({})).toMatchObject({ host: 'pghost', port: 6543, user: 'pguser', database: 'pgdb' })
+  })
+
+  test('with no settings at all, a failed connection says what was tried and where it came from', async () => {
+    for (const name of ['DATABASE_URL', 'PGHOST', 'PGUSER', 'PGDATABASE', 'PGPASSWORD']) delete process.env[name]
+    process.env.PGPORT = String(await closedPort())
+    process.env.USER = 'ferro_login_name'
+    const store = new PostgresStore({ connectTimeout: 500, commandTimeout: 1000 })
+    try {
+      const err = await store.get('x').catch((e) => e)
+      expect(err.message).toContain(`tried localhost port ${process.env.PGPORT}, user "ferro_login_name"`)
+      expect(err.message).toContain('settings from no settings given (no pool, pgPromise, conObject or conString option, no DATABASE_URL), so PGPORT from the environment and the defaults')
+    } finally {
+      await store.close()
+    }
   })
 })

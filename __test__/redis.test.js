@@ -51,3 +51,21 @@ describe('the settings of the client an app passes are read, not ignored', () =>
     expect(() => new RedisStore({ sentinel: { sentinels: [{ host: 'h', port: 1 }] } })).toThrow(/sentinel\.name is required/)
   })
 })
+
+describe('pointed at something that is not Redis', () => {
+  test('an HTTP server on the port: one line that says it does not speak Redis', async () => {
+    const http = require('node:http')
+    const server = http.createServer((req, res) => res.end('not redis'))
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const store = new RedisStore({ url: `redis://127.0.0.1:${server.address().port}`, commandTimeout: 2000 })
+    try {
+      const err = await store.get('x').catch((e) => e)
+      expect(err.code).toBe('ESESSION_UNAVAILABLE')
+      expect(err.message).toBe('ferrosession redis get: the server at that address does not speak the Redis protocol ' +
+        "(its reply is not RESP); check the URL's port: Redis listens on 6379 unless configured otherwise")
+    } finally {
+      await store.close()
+      server.close()
+    }
+  })
+})

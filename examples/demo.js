@@ -60,11 +60,23 @@ app.get('/session', (req, res, next) => {
 })
 
 app.post('/logout', (req, res, next) => {
-  req.session.destroy((err) => (err ? next(err) : res.redirect('/')))
+  req.session.destroy((err) => {
+    if (err) return next(err)
+    // express-session leaves the browser holding the dead cookie: drop it too.
+    res.clearCookie('connect.sid', { path: '/', httpOnly: true, sameSite: 'lax' })
+    res.redirect('/')
+  })
 })
 
 const port = Number(process.env.PORT || 3000)
 const server = app.listen(port, () => console.log(`ferrosession demo on http://localhost:${port} (store: ${storeName})`))
+server.on('error', (err) => {
+  const why = err.code === 'EADDRINUSE'
+    ? `port ${port} is already in use; stop whatever uses it or pick another one: PORT=3001 npm run demo`
+    : err.message
+  console.error(`ferrosession demo: cannot listen on port ${port}: ${why}`)
+  store.close().finally(() => process.exit(1))
+})
 
 function shutdown () {
   server.close(() => store.close().finally(() => process.exit(0)))

@@ -23,13 +23,28 @@ function createStore (url, options = {}) {
     case 'mongodb+srv:':
       return new (require('./mongo-store').MongoStore)({ ...options, mongoUrl: url })
     case 'sqlite:':
-      return new (require('./sqlite-store').SqliteStore)({ ...options, path: url.slice('sqlite:'.length) || undefined })
+      return new (require('./sqlite-store').SqliteStore)({ ...options, path: sqlitePath(url) })
     case 'memory:':
       return new (require('./memory-store').MemoryStore)(options)
-    default:
-      throw new Error(`ferrosession createStore: unsupported store URL ${JSON.stringify(url.split('@').pop())}; ` +
+    default: {
+      // Name the scheme that was given, but never echo a password: `user:pass@` goes.
+      const shown = url.replace(/\/\/[^/@]*@/, '//…@')
+      const got = scheme ? `scheme ${JSON.stringify(scheme)} (in ${JSON.stringify(shown)})` : `${JSON.stringify(shown)}, which has no scheme`
+      throw new Error(`ferrosession createStore: unsupported store URL ${got}; ` +
         `supported: ${SCHEMES.join(', ')}, or no URL for the embedded SQLite store`)
+    }
   }
+}
+
+/**
+ * The file of a `sqlite:` URL, as sqlx reads them: `sqlite:app.db` and `sqlite://app.db` are
+ * relative to the working directory, `sqlite:/var/x.db` and `sqlite:///var/x.db` absolute. (Taken
+ * literally, `sqlite://app.db` would be `//app.db`, a file at the filesystem root.)
+ */
+function sqlitePath (url) {
+  let rest = url.slice('sqlite:'.length)
+  if (rest.startsWith('//')) rest = rest.slice(2)
+  return rest || undefined
 }
 
 module.exports = { createStore, SCHEMES }

@@ -107,18 +107,27 @@ function fromPgConfig (c, where) {
 /** The connection settings of the first source present, in connect-pg-simple's order. */
 function connectionOf (options, env = process.env) {
   let settings
+  let source
   if (options.pool) {
     settings = fromPgConfig(options.pool.options || {}, 'pool.options')
+    source = 'the pool option (a pg.Pool)'
   } else if (options.pgPromise) {
     const cn = options.pgPromise.$cn
     settings = typeof cn === 'string' ? { connectionString: cn } : fromPgConfig(cn || {}, 'pgPromise.$cn')
+    source = 'the pgPromise option'
   } else if (options.conObject) {
     settings = fromPgConfig(options.conObject, 'conObject')
+    source = 'the conObject option'
   } else if (options.conString) {
     settings = { connectionString: options.conString }
+    source = 'the conString option'
   } else if (env.DATABASE_URL) {
     settings = { connectionString: env.DATABASE_URL }
+    source = 'the DATABASE_URL environment variable'
   } else {
+    const set = ['PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE'].filter((name) => env[name])
+    source = 'no settings given (no pool, pgPromise, conObject or conString option, no DATABASE_URL), so ' +
+      (set.length ? `${set.join(', ')} from the environment and` : '') + ' the defaults localhost:5432 and the user\'s login name'
     settings = {
       host: env.PGHOST,
       port: env.PGPORT ? Number(env.PGPORT) : undefined,
@@ -130,6 +139,7 @@ function connectionOf (options, env = process.env) {
   // As in node-pg: with no `ssl` setting, the environment decides (the connection string's own
   // TLS parameters still win over both, natively).
   if (settings.tls === undefined) settings.tls = tlsFromEnvironment(env)
+  settings.source = source
   return settings
 }
 

@@ -69,6 +69,7 @@ class PostgresStore extends NativeBackedStore {
       tls: connection.tls,
       applicationName: connection.applicationName,
       startupOptions: connection.startupOptions,
+      settingsSource: connection.source,
       schemaName: this.schemaName,
       tableName: this.tableName,
       createTableIfMissing: Boolean(createTable),

@@ -52,6 +52,9 @@ pub struct PostgresOptions {
   pub layout: Option<String>,
   /// The sid column of the knex layout (its `sidFieldName`).
   pub sid_column: Option<String>,
+  /// Where JS found the connection settings (`conString`, `DATABASE_URL`, ...), named in the
+  /// error when the server cannot be reached.
+  pub settings_source: Option<String>,
 }
 
 /// Whose table: connect-pg-simple's (`expire timestamp(6)`, whole seconds rounded up) or
@@ -117,6 +120,7 @@ pub struct PostgresBackend {
   /// The `sess` column's type, seen when a statement reading it was prepared.
   sess_type: std::sync::OnceLock<Type>,
   touch_sql: tokio::sync::OnceCell<String>,
+  settings_source: Option<String>,
 }
 
 /// A pooled connection lent to one request. If the request does not settle (its future is
@@ -237,6 +241,7 @@ impl PostgresBackend {
       reaping: AtomicBool::new(false),
       sess_type: std::sync::OnceLock::new(),
       touch_sql: tokio::sync::OnceCell::new(),
+      settings_source: o.settings_source.clone(),
     })
   }
 
@@ -370,8 +375,9 @@ impl PostgresBackend {
         self.pool.status().max_size
       )),
       PoolError::Timeout(_) => BackendError::unavailable(format!(
-        "could not connect within {} ms (connectTimeout)",
-        self.connect_timeout.as_millis()
+        "could not connect within {} ms (connectTimeout) {}",
+        self.connect_timeout.as_millis(),
+        self.target()
       )),
       PoolError::Backend(e) => self.classify(&e),
       PoolError::Closed => BackendError::closed(),
@@ -410,10 +416,40 @@ impl PostgresBackend {
       return BackendError::unavailable(tls::explain(&detail(e)));
     }
     if is_unreachable(e) {
-      BackendError::unavailable(detail(e))
+      BackendError::unavailable(format!("{} {}", detail(e), self.target()))
     } else {
       BackendError::backend(detail(e))
     }
+  }
+}
+
+impl PostgresBackend {
+  /// Which server the store tried, and where those settings came from: what a user needs when
+  /// the connection fails (above all when nothing was configured and defaults were used).
+  fn target(&self) -> String {
+    let hosts: Vec<String> = self
+      .config
+      .get_hosts()
+      .iter()
+      .map(|h| match h {
+        tokio_postgres::config::Host::Tcp(name) => name.clone(),
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+      })
+      .collect();
+    let ports: Vec<String> = self.config.get_ports().iter().map(u16::to_string).collect();
+    format!(
+      "(tried {} port {}, user {:?}, database {:?}; settings from {})",
+      hosts.join(","),
+      if ports.is_empty() {
+        "5432".to_string()
+      } else {
+        ports.join(",")
+      },
+      self.config.get_user().unwrap_or("(unset)"),
+      self.config.get_dbname().unwrap_or("(the user's name)"),
+      self.settings_source.as_deref().unwrap_or("the store's options")
+    )
   }
 }
 

@@ -193,6 +193,7 @@ impl RedisBackend {
     let fresh = match tokio::time::timeout(self.connect_timeout, self.topology.connect()).await {
       Ok(Ok(conn)) => conn,
       Ok(Err(e)) if e.is_timeout() => return Err(too_slow()),
+      Ok(Err(e)) if e.kind() == ErrorKind::Parse => return Err(self.not_redis()),
       Ok(Err(e)) => return Err(self.unreachable(&e.to_string())),
       Err(_) => return Err(too_slow()),
     };
@@ -248,6 +249,15 @@ impl RedisBackend {
     });
   }
 
+  /// A reply that is not RESP: something else listens there. (The driver's own text is a
+  /// multi-line dump of the bytes it could not parse.)
+  fn not_redis(&self) -> BackendError {
+    self.unreachable(
+      "the server at that address does not speak the Redis protocol (its reply is not RESP); \
+       check the URL's port: Redis listens on 6379 unless configured otherwise",
+    )
+  }
+
   fn unreachable(&self, detail: &str) -> BackendError {
     if self.topology.tls {
       BackendError::unavailable(format!(
@@ -282,6 +292,7 @@ impl RedisBackend {
     e.is_io_error()
       || e.is_connection_dropped()
       || e.is_timeout()
+      || e.kind() == ErrorKind::Parse
       || matches!(e.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly))
   }
 
@@ -292,6 +303,9 @@ impl RedisBackend {
       && let Some(detail) = e.detail().filter(|d| d.starts_with(UNPARSABLE))
     {
       return BackendError::unparsable(detail);
+    }
+    if e.kind() == ErrorKind::Parse {
+      return self.not_redis();
     }
     let broken = e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped();
     if broken && self.topology.is_cluster() {
