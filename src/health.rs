@@ -6,9 +6,10 @@
 //! itself even when express-session has stopped sending it requests. Only the probe announces
 //! `connect`: during an outage some requests can still succeed (a killed PostgreSQL leaves
 //! orphaned backends answering on open connections), and letting those flip the state makes the
-//! readiness switch flap.
+//! readiness switch flap. For the same reason a request that started before the last `connect`
+//! and failed after it (it waited out the outage) does not announce a new one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ pub struct Health {
   sender: Sender,
   down: AtomicBool,
   closed: AtomicBool,
+  /// How many recoveries this store has announced: a request notes it when it starts.
+  recoveries: AtomicU64,
 }
 
 impl Health {
@@ -31,6 +34,7 @@ impl Health {
       sender,
       down: AtomicBool::new(false),
       closed: AtomicBool::new(false),
+      recoveries: AtomicU64::new(0),
     })
   }
 
@@ -42,8 +46,14 @@ impl Health {
     self.closed.store(true, Ordering::Release);
   }
 
+  /// The epoch a request starts in; see `saw_outage`.
+  pub fn epoch(&self) -> u64 {
+    self.recoveries.load(Ordering::Acquire)
+  }
+
   /// The probe reached the backend: announce the recovery of an outage we had announced.
   fn recovered(&self) {
+    self.recoveries.fetch_add(1, Ordering::AcqRel);
     if self.down.swap(false, Ordering::AcqRel) && !self.is_closed() {
       self.sender.event(self.store_id, "connect", String::new());
     }
@@ -52,8 +62,16 @@ impl Health {
   /// A request met an outage: announce it once and start probing until the backend is back.
   /// Each probe gets `probe_deadline` (the store's connectTimeout): a black-holed connection must
   /// not hang the probe, or no `connect` would ever follow.
-  pub fn saw_outage(self: &Arc<Self>, backend: &Arc<dyn Backend>, reason: String, probe_deadline: Duration) {
-    if self.is_closed() || self.down.swap(true, Ordering::AcqRel) {
+  /// `started_in`: the epoch the failed request started in; one that began before the last
+  /// recovery failed of the outage already over, and announces nothing.
+  pub fn saw_outage(
+    self: &Arc<Self>,
+    backend: &Arc<dyn Backend>,
+    reason: String,
+    probe_deadline: Duration,
+    started_in: u64,
+  ) {
+    if self.is_closed() || started_in != self.epoch() || self.down.swap(true, Ordering::AcqRel) {
       return;
     }
     self.sender.event(self.store_id, "disconnect", reason);

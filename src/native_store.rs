@@ -344,8 +344,10 @@ impl Core {
       .answer(id, Err((err.kind, err.message(self.backend.name(), op))));
   }
 
-  /// Answers request `id` with `outcome`, announcing an outage it reveals.
-  fn conclude(&self, id: u32, op: &str, outcome: BackendResult<Value>) {
+  /// Answers request `id` with `outcome`, announcing an outage it reveals. `epoch`: the
+  /// health epoch when the request started (a request begun before the last recovery reports
+  /// an outage that is already over).
+  fn conclude(&self, id: u32, op: &str, outcome: BackendResult<Value>, epoch: u64) {
     match outcome {
       Ok(value) => self.sender.answer(id, Ok(value)),
       Err(err) => {
@@ -353,7 +355,7 @@ impl Core {
         if err.kind.is_outage() {
           self
             .health
-            .saw_outage(&self.backend, message.clone(), self.connect_timeout);
+            .saw_outage(&self.backend, message.clone(), self.connect_timeout, epoch);
         }
         self.sender.answer(id, Err((err.kind, message)));
       }
@@ -363,6 +365,7 @@ impl Core {
   /// A batch: handed to the backend whole when it can do better than one by one (Redis sends
   /// one pipeline), under the batch's deadline and a panic guard; otherwise request by request.
   async fn run_batch(&self, jobs: Vec<(u32, u32, String, String, f64, f64)>, deadline: Instant) {
+    let epoch = self.health.epoch();
     if self.health.is_closed() {
       for (id, ..) in &jobs {
         self.fail(*id, "batch", &BackendError::closed());
@@ -438,7 +441,7 @@ impl Core {
         ));
         answered_by
           .iter()
-          .for_each(|(id, op)| self.conclude(*id, op, Err(err.clone())));
+          .for_each(|(id, op)| self.conclude(*id, op, Err(err.clone()), epoch));
         return;
       }
       Err(panic) => {
@@ -452,7 +455,7 @@ impl Core {
         Reply::Got(stored) => stored_value(stored),
         Reply::Done => Value::Nothing,
       });
-      self.conclude(id, op, outcome);
+      self.conclude(id, op, outcome, epoch);
     }
   }
 
@@ -471,7 +474,8 @@ impl Core {
     let inline = self.backend.runs_inline();
     let fut = work(self.backend.clone());
     let core = self.clone();
-    let finish = move |outcome: BackendResult<Value>| core.conclude(id, op, outcome);
+    let epoch = self.health.epoch();
+    let finish = move |outcome: BackendResult<Value>| core.conclude(id, op, outcome, epoch);
     let timeout_ms = self.command_timeout.as_millis();
     if !inline {
       spawn_guarded(deadline, timeout_ms, fut, finish);
