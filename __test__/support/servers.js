@@ -48,14 +48,16 @@ function privateServer ({ port, url, dir, launch, settle = 0 }) {
 }
 
 /**
- * A redis-server of our own. `kill()` SIGKILLs it; `start()` brings it back on the same port.
- * With `{ tls: true }` it speaks only TLS, with a certificate from a throwaway CA whose PEM is
- * `server.ca`.
+ * A redis-server of our own. `kill()` SIGKILLs it; `start()` brings it back on the same port;
+ * `{ appendOnly: true }` keeps its data across a kill. With `{ tls: true }` it speaks only TLS,
+ * with a certificate from a throwaway CA whose PEM is `server.ca`.
  */
-async function startRedis ({ tls = false, clientCertificates = false, replicaOf = null } = {}) {
+async function startRedis ({ tls = false, clientCertificates = false, replicaOf = null, appendOnly = false } = {}) {
   const port = await closedPort()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-redis-'))
-  const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+  // appendOnly: every write is on disk before it is answered, so a SIGKILL loses nothing.
+  const args = ['--bind', '127.0.0.1', '--save', '', '--dir', dir,
+    ...(appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'])]
   if (replicaOf) args.push('--replicaof', '127.0.0.1', String(replicaOf))
   let certs = null
   if (tls) {
