@@ -14,6 +14,13 @@ const { session: ours, MemoryStore: OurMemoryStore, RedisStore } = require('..')
 const { REDIS_URL } = require('./support/backends')
 
 const implementations = [['express-session', expressSession], ['ferrosession', ours]]
+
+// Some tests use deprecated paths on purpose (req.secret, a cookie only in req.cookies). depd
+// prints nothing while the process has a 'deprecation' listener: collect them and check them.
+const deprecations = []
+const onDeprecation = (err) => deprecations.push(`${err.namespace} ${err.message}`)
+beforeAll(() => process.on('deprecation', onDeprecation))
+afterAll(() => process.off('deprecation', onDeprecation))
 const min = 60 * 1000
 
 /** An http server running `session(options)` of `impl`, then `handler` (default: end the response). */
@@ -76,6 +83,7 @@ describe.each(implementations)('%s', (name, session) => {
       const app = http.createServer((req, res) => { req.secret = 'from cookie-parser'; mw(req, res, () => res.end('ok')) })
       const res = await request(app).get('/').expect(200, 'ok')
       expect(sidOf(res)).toBeTruthy()
+      expect(deprecations).toContain('express-session req.secret; provide secret option')
     })
   })
 
@@ -615,6 +623,7 @@ describe.each(implementations)('%s', (name, session) => {
       const first = await request(app).get('/')
       await request(app).get('/').set('Cookie', cookieOf(first)).expect(200, '2')
       await request(app).get('/').set('Cookie', `connect.sid=${sidOf(first)}`).expect(200, '1')
+      expect(deprecations).toContain('express-session cookie should be available in req.headers.cookie')
     })
   })
 })

@@ -91,3 +91,19 @@ type RedisStore = Named.RedisStore
 ${APP_BODY}`
   }, 'app.cts')
 }, 60000)
+
+test('a Fastify TypeScript app (ESM) passes our stores to @fastify/session', () => {
+  compileApp({
+    'package.json': JSON.stringify({ name: 'fastify-app', type: 'module' }),
+    'app.ts': `import Fastify from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import { RedisStore, SqliteStore, createStore } from 'ferrosession'
+const app = Fastify()
+await app.register(fastifyCookie)
+await app.register(fastifySession, { secret: 'a secret with at least 32 characters in it', store: new RedisStore({ url: 'redis://127.0.0.1:6379' }) })
+await app.register(fastifySession, { secret: 'a secret with at least 32 characters in it', store: createStore(process.env.SESSION_STORE_URL) })
+await app.register(fastifySession, { secret: 'a secret with at least 32 characters in it', store: new SqliteStore() })
+`
+  }, 'app.ts')
+}, 60000)
