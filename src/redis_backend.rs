@@ -249,8 +249,9 @@ impl RedisBackend {
     });
   }
 
-  /// A reply that is not RESP: something else listens there. (The driver's own text is a
-  /// multi-line dump of the bytes it could not parse.)
+  /// A first reply that is not RESP: something else listens there. (The driver's own text is a
+  /// multi-line dump of the bytes it could not parse.) Only the connection handshake says this:
+  /// later, the same error kind also means a reply value of an unexpected type.
   fn not_redis(&self) -> BackendError {
     self.unreachable(
       "the server at that address does not speak the Redis protocol (its reply is not RESP); \
@@ -292,7 +293,6 @@ impl RedisBackend {
     e.is_io_error()
       || e.is_connection_dropped()
       || e.is_timeout()
-      || e.kind() == ErrorKind::Parse
       || matches!(e.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly))
   }
 
@@ -303,9 +303,6 @@ impl RedisBackend {
       && let Some(detail) = e.detail().filter(|d| d.starts_with(UNPARSABLE))
     {
       return BackendError::unparsable(detail);
-    }
-    if e.kind() == ErrorKind::Parse {
-      return self.not_redis();
     }
     let broken = e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped();
     if broken && self.topology.is_cluster() {
