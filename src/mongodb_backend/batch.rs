@@ -48,7 +48,8 @@ impl MongoBackend {
         } if once(sid) => {
           // Bad input fails its own request (below, one by one), never the batch.
           if let Ok(update) = self.set_update(sid, value, *expires_at_ms, *now_ms) {
-            let bytes = value.len() + sid.len() + 128;
+            // With stringify: false the session is BSON, up to ~5x its JSON (small numbers).
+            let bytes = value.len() * if self.options.stringify { 1 } else { 5 } + sid.len() + 128;
             sets.push(Statement {
               at,
               body: doc! { "q": { "_id": sid.as_str() }, "u": update, "upsert": true },
@@ -96,12 +97,12 @@ impl MongoBackend {
     for (at, result) in self.update_all(sets).await {
       results[at] = Some(result.map(|()| Reply::Done));
     }
-    let (found, touched) = futures_util::future::join(self.get_all(&gets), self.update_all(touches)).await;
-    for ((at, _, _), result) in gets.iter().zip(found) {
-      results[*at] = Some(result.map(Reply::Got));
-    }
-    for (at, result) in touched {
+    // Then the touches, then the gets: a get reads what the turn wrote before it.
+    for (at, result) in self.update_all(touches).await {
       results[at] = Some(result.map(|()| Reply::Done));
+    }
+    for ((at, _, _), result) in gets.iter().zip(self.get_all(&gets).await) {
+      results[*at] = Some(result.map(Reply::Got));
     }
     // Whatever is left (destroys, duplicates, bad input, a lone get or touch): one by one, in
     // the order JS made them for any one sid (so the last write wins), different sids at once.
@@ -170,11 +171,14 @@ impl MongoBackend {
           .map_err(|e| BackendError::invalid(format!("the write concern cannot be sent: {e}")))?;
         command.insert("writeConcern", concern);
       }
-      client
-        .database(&collection.namespace().db)
-        .run_command(command)
-        .await
-        .map_err(|e| classify(&e))
+      let database = client.database(&collection.namespace().db);
+      // The driver retries update_one across a replica-set failover (retryWrites) but not
+      // run_command: retry once here, which is safe because every statement is idempotent.
+      match database.run_command(command.clone()).await {
+        Err(e) if is_failover(&e) => database.run_command(command).await,
+        other => other,
+      }
+      .map_err(|e| classify(&e))
     }
     .await;
     let reply = match outcome {
@@ -253,4 +257,11 @@ impl MongoBackend {
       Some(_) => false,
     }
   }
+}
+
+/// The primary stepped down or is shutting down (the codes the driver's retryable writes retry
+/// on): another member takes over within seconds.
+fn is_failover(e: &mongodb::error::Error) -> bool {
+  e.contains_label("RetryableWriteError")
+    || matches!(&*e.kind, mongodb::error::ErrorKind::Command(c) if matches!(c.code, 91 | 189 | 10107 | 11600 | 11602 | 13435 | 13436))
 }
