@@ -64,7 +64,7 @@ test('100,000 sessions from SQLite to Redis: a dry run writes nothing, the migra
     const args = ['migrate', '--from', `sqlite:${file}`, '--to', REDIS_URL, '--to-options', JSON.stringify({ prefix })]
     const dry = await cli([...args, '--dry-run'])
     expect(dry.code).toBe(0)
-    expect(dry.stderr).toMatch(/dry run: would copy 100000 sessions in/)
+    expect(dry.stderr).toMatch(/dry run: would copy up to 100000 sessions in/)
     expect(await target.length()).toBe(0)
 
     const run = await cli(args)
@@ -116,6 +116,28 @@ test('the target goes down mid-run: the command stops with status 2; run again, 
     await redis.stop()
   }
 }, 120000)
+
+test('a session that cannot be read fails alone: the rest are copied, the summary names it, exit 1', async () => {
+  const prefix = `ferrotest:cli3:${RUN}:`
+  const source = new RedisStore({ url: REDIS_URL, prefix })
+  const { createClient } = require('redis')
+  const raw = await createClient({ url: REDIS_URL }).connect()
+  const file = path.join(dir, 'partial-target.sqlite')
+  try {
+    await Promise.all(Array.from({ length: 50 }, (_, i) => source.set(`ok${i}`, sessionData(600000, { i }))))
+    await raw.hSet(`${prefix}wrong-type`, 'a', 'b') // listed under the prefix, but GET fails (WRONGTYPE)
+    const run = await cli(['migrate', '--from', REDIS_URL, '--from-options', JSON.stringify({ prefix }), '--to', `sqlite:${file}`])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/copied 50 sessions .*failed 1\n {2}failed: wrong-type: ferrosession redis get: "WRONGTYPE": Operation against a key holding the wrong kind of value/)
+    const target = new SqliteStore({ path: file, cleanupInterval: 0 })
+    expect(await target.length()).toBe(50)
+    await target.close()
+  } finally {
+    await source.clear()
+    await raw.del(`${prefix}wrong-type`)
+    await Promise.all([source.close(), raw.quit()])
+  }
+})
 
 describe('across backends', () => {
   const prefix = `ferrotest:cli2:${RUN}:`

@@ -27,17 +27,17 @@ function percentile (sorted, p) {
 }
 
 async function inspect ({ url, options = {}, now = Date.now() }) {
-  const store = open(url, options)
+  let unreadable = 0
+  // A stored value that does not parse reads as absent; the store reports each one here.
+  const store = open(url, { ...options, errorLog: () => unreadable++ })
   try {
     const ids = await store.ids()
     const sizes = []
-    let unreadable = 0
     let withinHour = 0
     let withinDay = 0
     for (let i = 0; i < ids.length; i += DEFAULT_CHUNK) {
-      const sessions = await Promise.all(ids.slice(i, i + DEFAULT_CHUNK).map((sid) => store.get(sid).catch(() => undefined)))
+      const sessions = await Promise.all(ids.slice(i, i + DEFAULT_CHUNK).map((sid) => store.get(sid)))
       for (const sess of sessions) {
-        if (sess === undefined) unreadable++
         if (!sess) continue
         sizes.push(Buffer.byteLength(JSON.stringify(sess)))
         const expires = sess.cookie && sess.cookie.expires ? Date.parse(sess.cookie.expires) : NaN
@@ -86,7 +86,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
  * Copies every live session of `from` that `to` does not have, keeping its expiry (the cookie's
  * `expires`, which the target's TTL rules turn into its own). Resolves with the summary
  * `{ total, copied, alreadyThere, expired, failed, failures, seconds, dryRun }`; rejects (with
- * `err.summary`) when a store stays unreachable for `retryFor` ms.
+ * `err.summary`) when a store stays unreachable for `retryFor` ms. A dry run never opens the
+ * target (opening one may create its table or file): its count includes sessions the target
+ * may already have.
  */
 async function migrate ({ from, to, fromOptions = {}, toOptions = {}, dryRun = false, chunk = DEFAULT_CHUNK, retryFor = 30000, log = process.stderr }) {
   if (to === undefined || to === null) throw new TypeError('ferrosession migrate: --to <url> is required')
@@ -94,37 +96,39 @@ async function migrate ({ from, to, fromOptions = {}, toOptions = {}, dryRun = f
     throw new TypeError('ferrosession migrate: the source and the target are the same store')
   }
   const started = Date.now()
-  const source = open(from, fromOptions)
-  const target = open(to, toOptions)
   const summary = { total: 0, copied: 0, alreadyThere: 0, expired: 0, failed: 0, failures: [], seconds: 0, dryRun }
+  const fail = (sid, err) => {
+    summary.failed++
+    if (summary.failures.length < 10) summary.failures.push(`${sid}: ${err.message}`)
+  }
+  const source = open(from, fromOptions)
+  let target = null
   let bar = null
   try {
+    target = dryRun ? null : open(to, toOptions)
     const ids = (await withRetry(() => source.ids(), 'source', retryFor, log)).sort()
     summary.total = ids.length
-    log.write(`migrate: ${ids.length} live sessions in ${shown(from)}; ${dryRun ? 'dry run, nothing is written to' : 'copying those missing from'} ${shown(to)}\n`)
+    log.write(`migrate: ${ids.length} live sessions in ${shown(from)}; ${dryRun ? 'dry run: the target is not opened' : `copying those missing from ${shown(to)}`}\n`)
     bar = progressBar(log, ids.length)
     for (let i = 0; i < ids.length; i += chunk) {
       const sids = ids.slice(i, i + chunk)
-      const [sessions, present] = await withRetry(() => Promise.all([
-        Promise.all(sids.map((sid) => source.get(sid))),
-        Promise.all(sids.map((sid) => target.get(sid).then((s) => s !== null, (err) => (TRANSIENT.has(err.code) ? Promise.reject(err) : false))))
-      ]), 'source or target', retryFor, log)
+      // Each sid's read settles on its own: one bad key fails that session, not the run.
+      const [sessions, present] = await Promise.all([
+        settleEach(sids, (sid) => source.get(sid), 'source', retryFor, log),
+        target ? settleEach(sids, (sid) => target.get(sid).then((s) => s !== null), 'target', retryFor, log) : sids.map(() => ({ value: false }))
+      ])
       const todo = []
       sids.forEach((sid, k) => {
-        if (present[k]) summary.alreadyThere++
-        else if (!sessions[k]) summary.expired++ // expired or destroyed since the listing
-        else todo.push([sid, sessions[k]])
+        if (sessions[k].error) return fail(sid, sessions[k].error)
+        // A target that cannot say whether it has the session must not get it overwritten.
+        if (present[k].error) return fail(sid, present[k].error)
+        if (present[k].value) summary.alreadyThere++
+        else if (!sessions[k].value) summary.expired++ // expired or destroyed since the listing
+        else todo.push([sid, sessions[k].value])
       })
-      if (!dryRun) {
-        const results = await withRetry(() => Promise.all(todo.map(([sid, sess]) =>
-          target.set(sid, sess).then(() => null, (err) => (TRANSIENT.has(err.code) ? Promise.reject(err) : err)))), 'target', retryFor, log)
-        results.forEach((err, k) => {
-          if (err) {
-            summary.failed++
-            if (summary.failures.length < 10) summary.failures.push(`${todo[k][0]}: ${err.message}`)
-          }
-        })
-        summary.copied += todo.length - results.filter(Boolean).length
+      if (target) {
+        const written = await settleEach(todo, ([sid, sess]) => target.set(sid, sess), 'target', retryFor, log)
+        written.forEach((w, k) => (w.error ? fail(todo[k][0], w.error) : summary.copied++))
       } else {
         summary.copied += todo.length
       }
@@ -137,27 +141,55 @@ async function migrate ({ from, to, fromOptions = {}, toOptions = {}, dryRun = f
   } finally {
     if (bar) bar.stop()
     summary.seconds = (Date.now() - started) / 1000
-    await Promise.all([source.close(), target.close()])
+    await Promise.all([source.close(), target && target.close()])
   }
 }
 
 /**
- * `work()`, again after an unreachable or slow store, backing off from 250 ms, for up to
- * `retryFor` ms in all; then fails with a message that says how to go on.
+ * `work(item)` for each item, each settling as `{ value }` or `{ error }`. Items that fail
+ * because a store is unreachable or slow are tried again (only those), backing off from 250 ms,
+ * for up to `retryFor` ms; then the whole run stops with a message that says how to go on.
  */
+async function settleEach (items, work, which, retryFor, log) {
+  const out = new Array(items.length)
+  let pending = items.map((_, k) => k)
+  const deadline = Date.now() + retryFor
+  for (let wait = 250; ; wait = Math.min(wait * 2, 5000)) {
+    const settled = await Promise.allSettled(pending.map((k) => work(items[k])))
+    const again = []
+    let transient = null
+    settled.forEach((r, n) => {
+      const k = pending[n]
+      if (r.status === 'fulfilled') out[k] = { value: r.value }
+      else if (TRANSIENT.has(r.reason.code)) {
+        again.push(k)
+        transient = r.reason
+      } else out[k] = { error: r.reason }
+    })
+    if (!again.length) return out
+    if (Date.now() + wait > deadline) throw stoppedBy(transient, which, retryFor)
+    log.write(`\nmigrate: the ${which} store is not answering (${transient.code}); retrying ${again.length} in ${wait} ms\n`)
+    await sleep(wait)
+    pending = again
+  }
+}
+
+function stoppedBy (err, which, retryFor) {
+  const stopped = new Error(`ferrosession migrate: the ${which} store failed: ${err.message}` +
+    (TRANSIENT.has(err.code) ? `; gave up after ${Math.round(retryFor / 1000)} s. Run the same command again: it copies only what is missing.` : ''))
+  stopped.code = err.code
+  stopped.transient = TRANSIENT.has(err.code)
+  return stopped
+}
+
+/** `work()`, again after an unreachable or slow store (see settleEach), for up to `retryFor` ms. */
 async function withRetry (work, which, retryFor, log) {
   const deadline = Date.now() + retryFor
   for (let wait = 250; ; wait = Math.min(wait * 2, 5000)) {
     try {
       return await work()
     } catch (err) {
-      if (!TRANSIENT.has(err.code) || Date.now() + wait > deadline) {
-        const stopped = new Error(`ferrosession migrate: the ${which} store failed: ${err.message}` +
-          (TRANSIENT.has(err.code) ? `; gave up after ${Math.round(retryFor / 1000)} s. Run the same command again: it copies only what is missing.` : ''))
-        stopped.code = err.code
-        stopped.transient = TRANSIENT.has(err.code)
-        throw stopped
-      }
+      if (!TRANSIENT.has(err.code) || Date.now() + wait > deadline) throw stoppedBy(err, which, retryFor)
       log.write(`\nmigrate: the ${which} store is not answering (${err.code}); retrying in ${wait} ms\n`)
       await sleep(wait)
     }
@@ -167,7 +199,7 @@ async function withRetry (work, which, retryFor, log) {
 /** The summary as the command prints it. */
 function describe (s) {
   const rate = s.seconds > 0 ? Math.round(s.copied / s.seconds) : s.copied
-  return `migrate: ${s.dryRun ? 'dry run: would copy' : 'copied'} ${s.copied} sessions in ${s.seconds.toFixed(1)} s (${rate}/s); ` +
+  return `migrate: ${s.dryRun ? 'dry run: would copy up to' : 'copied'} ${s.copied} sessions in ${s.seconds.toFixed(1)} s (${rate}/s); ` +
     `skipped ${s.alreadyThere} the target already had and ${s.expired} that expired during the run; failed ${s.failed}` +
     s.failures.map((f) => `\n  failed: ${f}`).join('')
 }
