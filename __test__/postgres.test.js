@@ -236,7 +236,7 @@ describe('connection settings, in connect-pg-simple\'s order', () => {
     try {
       const err = await store.get('x').catch((e) => e)
       expect(err.message).toContain(`tried localhost port ${process.env.PGPORT}, user "ferro_login_name"`)
-      expect(err.message).toContain('settings from no settings given (no pool, pgPromise, conObject or conString option, no DATABASE_URL), so PGPORT from the environment and the defaults')
+      expect(err.message).toContain('settings from no settings given (no pool, pgPromise, conObject or conString option, no DATABASE_URL), so PGPORT from the environment and the defaults for the rest (host localhost, port 5432, user and database the login name)')
     } finally {
       await store.close()
     }

@@ -127,7 +127,8 @@ function connectionOf (options, env = process.env) {
   } else {
     const set = ['PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE'].filter((name) => env[name])
     source = 'no settings given (no pool, pgPromise, conObject or conString option, no DATABASE_URL), so ' +
-      (set.length ? `${set.join(', ')} from the environment and` : '') + ' the defaults localhost:5432 and the user\'s login name'
+      (set.length ? `${set.join(', ')} from the environment and the defaults for the rest` : 'the defaults') +
+      ' (host localhost, port 5432, user and database the login name)'
     settings = {
       host: env.PGHOST,
       port: env.PGPORT ? Number(env.PGPORT) : undefined,

@@ -36,7 +36,9 @@ if (mtime(installed) < mtime(path.join(root, 'package-lock.json'))) {
   console.error('ferrosession: installing the dependencies first (npm install; it builds the addon, about 5 minutes the first time)')
   const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
   if (npm.status !== 0) fail(`npm install failed (exit ${npm.status}); see its output above`)
-} else if (!loads() || mtime(path.join(root, addonName())) < newestSource()) {
+}
+// Also after an install: its build step keeps an addon that loads, even an old one.
+if (!loads() || mtime(path.join(root, addonName())) < newestSource()) {
   const problem = toolchainProblem()
   if (problem) fail(`the addon must be (re)built from the Rust sources, but ${problem}`)
   console.error(`ferrosession: the Rust sources are newer than ${addonName()}: rebuilding it`)

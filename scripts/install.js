@@ -19,8 +19,8 @@ if (problem) {
 
 // A git checkout keeps its target/ (incremental rebuilds); an installed package does not.
 const installedAsDependency = root.split(path.sep).includes('node_modules')
-console.error(`ferrosession: no prebuilt addon for ${process.platform}-${process.arch}: building ${addonName()} from source with cargo ` +
-  '(about 5 minutes on 2 cores the first time)...')
+const why = process.env.FERROSESSION_REBUILD === '1' ? 'FERROSESSION_REBUILD=1' : `no prebuilt addon for ${process.platform}-${process.arch}`
+console.error(`ferrosession: ${why}: building ${addonName()} from source with cargo (about 5 minutes on 2 cores the first time)...`)
 let ms
 try {
   ms = buildAddon()
