@@ -8,7 +8,7 @@ const Store = require('./session/store')
 const { serialised, wholeJson } = require('./session/serialised')
 const native = require('./native')
 const { invalidInput, closedError, storeError, CODES } = require('./errors')
-const { expiresAt, hasExpired } = require('./expiry')
+const { expiresAt, hasExpired, cookieExpiresMs } = require('./expiry')
 const { later } = require('./later')
 
 const { binding } = native
@@ -299,8 +299,7 @@ class NativeBackedStore extends Store {
 
   /** What a get learnt of the stored copy's expiry, for the touch that follows it (touchAfter). */
   _rememberExpiry (sid, sess) {
-    const expires = sess && sess.cookie && sess.cookie.expires
-    const at = expires ? new Date(expires).getTime() : NaN
+    const at = cookieExpiresMs(sess)
     if (!Number.isFinite(at)) return
     if (this._knownExpiry.size >= KNOWN_EXPIRY_MAX) this._knownExpiry.clear() // only costs touches
     this._knownExpiry.set(sid, at)

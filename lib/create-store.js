@@ -27,13 +27,17 @@ function createStore (url, options = {}) {
     case 'memory:':
       return new (require('./memory-store').MemoryStore)(options)
     default: {
-      // Name the scheme that was given, but never echo a password: `user:pass@` goes.
-      const shown = url.replace(/\/\/[^/@]*@/, '//…@')
+      const shown = withoutCredentials(url)
       const got = scheme ? `scheme ${JSON.stringify(scheme)} (in ${JSON.stringify(shown)})` : `${JSON.stringify(shown)}, which has no scheme`
       throw new Error(`ferrosession createStore: unsupported store URL ${got}; ` +
         `supported: ${SCHEMES.join(', ')}, or no URL for the embedded SQLite store`)
     }
   }
+}
+
+/** A store URL fit to print: `user:pass@` becomes `…@`, so no password is ever echoed. */
+function withoutCredentials (url) {
+  return url.replace(/\/\/[^/@]*@/, '//…@')
 }
 
 /**
@@ -47,4 +51,4 @@ function sqlitePath (url) {
   return rest || undefined
 }
 
-module.exports = { createStore, SCHEMES }
+module.exports = { createStore, SCHEMES, withoutCredentials }

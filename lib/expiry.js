@@ -48,4 +48,4 @@ function normaliseTtl (ttl, backend) {
   return ttl
 }
 
-module.exports = { expiresAt, hasExpired, normaliseTtl, DAY_SECONDS }
+module.exports = { expiresAt, hasExpired, cookieExpiresMs, normaliseTtl, DAY_SECONDS }

@@ -5,7 +5,7 @@
 // running a migration again (after Ctrl-C, a crash or an unreachable target) copies only what is
 // missing. Each session is one write: the target never holds part of one.
 
-const { createStore } = require('./create-store')
+const { createStore, withoutCredentials } = require('./create-store')
 
 /** Errors worth waiting out: the server is down or slow, not the data wrong. */
 const TRANSIENT = new Set(['ESESSION_UNAVAILABLE', 'ESESSION_TIMEOUT'])
@@ -13,9 +13,8 @@ const TRANSIENT = new Set(['ESESSION_UNAVAILABLE', 'ESESSION_TIMEOUT'])
 const DEFAULT_CHUNK = 500
 const HOUR = 3600 * 1000
 
-/** A URL fit to print: no password. */
 function shown (url) {
-  return url ? url.replace(/\/\/[^/@]*@/, '//…@') : '(embedded SQLite)'
+  return url ? withoutCredentials(url) : '(embedded SQLite)'
 }
 
 function open (url, options) {
@@ -182,18 +181,11 @@ function stoppedBy (err, which, retryFor) {
   return stopped
 }
 
-/** `work()`, again after an unreachable or slow store (see settleEach), for up to `retryFor` ms. */
+/** `work()`, retried as settleEach retries one item; any failure then stops the run. */
 async function withRetry (work, which, retryFor, log) {
-  const deadline = Date.now() + retryFor
-  for (let wait = 250; ; wait = Math.min(wait * 2, 5000)) {
-    try {
-      return await work()
-    } catch (err) {
-      if (!TRANSIENT.has(err.code) || Date.now() + wait > deadline) throw stoppedBy(err, which, retryFor)
-      log.write(`\nmigrate: the ${which} store is not answering (${err.code}); retrying in ${wait} ms\n`)
-      await sleep(wait)
-    }
-  }
+  const [result] = await settleEach([null], () => work(), which, retryFor, log)
+  if (result.error) throw stoppedBy(result.error, which, retryFor)
+  return result.value
 }
 
 /** The summary as the command prints it. */

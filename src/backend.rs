@@ -18,6 +18,7 @@ pub struct Stored {
 }
 
 /// One request of a batch.
+#[derive(Clone)]
 pub enum Request {
   Get {
     sid: String,

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
-use crate::backend::{Backend, Reply, Request, Stored};
+use crate::backend::{Backend, Reply, Request, Stored, stored_text};
 use crate::error::{BackendError, BackendResult};
 use crate::native_store::NativeStore;
 
@@ -114,7 +114,7 @@ impl Sealer {
       .and_then(|s| s.strip_suffix('"'))
       .unwrap_or(stored);
     let Some(encoded) = unquoted.strip_prefix(PREFIX) else {
-      return self.open_other(stored);
+      return self.open_other(stored, unquoted);
     };
     let bytes = STANDARD
       .decode(encoded)
@@ -133,7 +133,7 @@ impl Sealer {
           aad: sid.as_bytes(),
         },
       ) {
-        return String::from_utf8(plain).map_err(|_| BackendError::unparsable("the decrypted session is not UTF-8"));
+        return stored_text(plain);
       }
     }
     Err(BackendError::unparsable(format!(
@@ -145,14 +145,14 @@ impl Sealer {
   /// A value not in our format: connect-mongo's WebCrypto ciphertext if that secret is given,
   /// plaintext if allowed, otherwise refused (an attacker who can write to the database must not
   /// be able to plant a session in clear).
-  fn open_other(&self, stored: &str) -> BackendResult<String> {
+  fn open_other(&self, stored: &str, unquoted: &str) -> BackendResult<String> {
     if let Some(key) = &self.connect_mongo
-      && let Ok(bytes) = STANDARD.decode(stored.trim_matches('"'))
+      && let Ok(bytes) = STANDARD.decode(unquoted)
       && bytes.len() >= NONCE + TAG
     {
       let (nonce, sealed) = bytes.split_at(NONCE);
       if let Ok(plain) = key.decrypt(Nonce::from_slice(nonce), sealed) {
-        return String::from_utf8(plain).map_err(|_| BackendError::unparsable("the decrypted session is not UTF-8"));
+        return stored_text(plain);
       }
     }
     if self.read_plaintext {
@@ -286,32 +286,32 @@ impl Backend for Encrypted {
   }
 
   async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
-    // A set whose value cannot be sealed fails alone: the rest of the batch goes on.
-    let mut refused = Vec::new();
-    let mut sealed = Vec::with_capacity(requests.len());
-    for (i, r) in requests.iter().enumerate() {
-      match r {
+    // A value that cannot be sealed sends the batch one by one (through set() above), so that
+    // set fails alone.
+    let sealed = requests
+      .iter()
+      .map(|r| match r {
         Request::Set {
           sid,
           value,
           expires_at_ms,
           now_ms,
-        } => match self.sealer.seal(sid, value) {
-          Ok(value) => sealed.push(Request::Set {
-            sid: sid.clone(),
-            value,
-            expires_at_ms: *expires_at_ms,
-            now_ms: *now_ms,
-          }),
-          Err(e) => refused.push((i, e)),
-        },
-        other => sealed.push(clone_request(other)),
-      }
-    }
-    if !refused.is_empty() {
-      return None; // one by one, through set() above, so each gets its own answer
-    }
-    let results = self.inner.run_batch(&sealed).await?;
+        } => self.sealer.seal(sid, value).map(|value| Request::Set {
+          sid: sid.clone(),
+          value,
+          expires_at_ms: *expires_at_ms,
+          now_ms: *now_ms,
+        }),
+        other => Ok(other.clone()),
+      })
+      .collect::<BackendResult<Vec<_>>>()
+      .ok()?;
+    // Sealed once: a backend with nothing better than one by one runs these, rather than the
+    // caller sending the batch back through set(), which would seal every value again.
+    let results = match self.inner.run_batch(&sealed).await {
+      Some(results) => results,
+      None => futures_util::future::join_all(sealed.iter().map(|r| self.inner.run_one(r))).await,
+    };
     Some(
       results
         .into_iter()
@@ -322,36 +322,6 @@ impl Backend for Encrypted {
         })
         .collect(),
     )
-  }
-}
-
-fn clone_request(r: &Request) -> Request {
-  match r {
-    Request::Get { sid, now_ms } => Request::Get {
-      sid: sid.clone(),
-      now_ms: *now_ms,
-    },
-    Request::Set {
-      sid,
-      value,
-      expires_at_ms,
-      now_ms,
-    } => Request::Set {
-      sid: sid.clone(),
-      value: value.clone(),
-      expires_at_ms: *expires_at_ms,
-      now_ms: *now_ms,
-    },
-    Request::Touch {
-      sid,
-      expires_at_ms,
-      now_ms,
-    } => Request::Touch {
-      sid: sid.clone(),
-      expires_at_ms: *expires_at_ms,
-      now_ms: *now_ms,
-    },
-    Request::Destroy { sid } => Request::Destroy { sid: sid.clone() },
   }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use futures_util::TryStreamExt;
-use mongodb::bson::{Bson, Document, doc};
+use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
 
 use super::{MongoBackend, classify};
 use crate::backend::{Backend, Reply, Request, Stored};
@@ -157,25 +157,29 @@ impl MongoBackend {
     out
   }
 
-  async fn update_command(&self, chunk: Vec<Statement>) -> Vec<(usize, BackendResult<()>)> {
+  async fn update_command(&self, mut chunk: Vec<Statement>) -> Vec<(usize, BackendResult<()>)> {
     let outcome = async {
       let collection = self.collection().await?;
       let (client, _) = self.client.get().ok_or_else(BackendError::closed)?;
-      let mut command = doc! {
-        "update": collection.name(),
-        "updates": chunk.iter().map(|s| Bson::Document(s.body.clone())).collect::<Vec<_>>(),
-        "ordered": false,
-      };
+      // The statements move into the command (each holds a whole session): no copy of them.
+      let updates: Vec<Bson> = chunk
+        .iter_mut()
+        .map(|s| Bson::Document(std::mem::take(&mut s.body)))
+        .collect();
+      let mut command = doc! { "update": collection.name(), "updates": updates, "ordered": false };
       if let Some(concern) = collection.write_concern() {
         let concern = mongodb::bson::serialize_to_document(concern)
           .map_err(|e| BackendError::invalid(format!("the write concern cannot be sent: {e}")))?;
         command.insert("writeConcern", concern);
       }
+      // Serialised once (run_command would do it on each call); the retry sends the same bytes.
+      let command = RawDocumentBuf::try_from(&command)
+        .map_err(|e| BackendError::invalid(format!("the sessions cannot be sent as BSON: {e}")))?;
       let database = client.database(&collection.namespace().db);
       // The driver retries update_one across a replica-set failover (retryWrites) but not
       // run_command: retry once here, which is safe because every statement is idempotent.
-      match database.run_command(command.clone()).await {
-        Err(e) if is_failover(&e) => database.run_command(command).await,
+      match database.run_raw_command(command.clone()).await {
+        Err(e) if is_failover(&e) => database.run_raw_command(command).await,
         other => other,
       }
       .map_err(|e| classify(&e))
