@@ -162,3 +162,35 @@ test('a serialised session that looks like a number survives the json column\'s 
   expect(err.message).toMatch(/would be stored by SQLite as the number 0/)
   expect(await s.get('n')).toBe(0)
 })
+
+describe('a store whose CREATE TABLE fails', () => {
+  // Its name clashes with the index of another store's table, or with a view: the failure is its
+  // own, and the connection it shares with the other stores on the file is left in no transaction.
+  test.each([
+    ['the index of another table', 'sessions_expired_index', null, /already/],
+    ['a view', 'clash_view', 'CREATE VIEW clash_view AS SELECT 1 AS one', /views may not be indexed/]
+  ])('clashing with %s loses no other store\'s acknowledged write, and other processes can write', async (_, name, prepare, why) => {
+    const file = path.join(dir, `clash-${name}.sqlite`)
+    if (prepare) {
+      // Before any store opens the file: two SQLite libraries must not share an open file.
+      const db = new Database(file)
+      db.exec(prepare)
+      db.close()
+    }
+    const good = store({ path: file })
+    await good.set('first', sessionData())
+    const clashing = store({ path: file, tableName: name })
+    const failed = await clashing.set('x', sessionData()).then(() => null, (e) => e)
+    expect(failed.message).toMatch(/^ferrosession sqlite set: /)
+    expect(failed.message).toMatch(why)
+    await Promise.all(Array.from({ length: 199 }, (_, i) => good.set(`after-${i}`, sessionData())))
+    // Another process gets the write lock (no transaction left open holding it) while both live.
+    expect((await writer(file, 'other', 5)).errors).toEqual([])
+    const failedAgain = await clashing.get('x').then(() => null, (e) => e)
+    expect(failedAgain.message).toMatch(why)
+    await Promise.all([good.close(), clashing.close()])
+    const reader = new Database(file, { readonly: true })
+    expect(reader.prepare("SELECT count(*) AS n FROM sessions WHERE sid LIKE 'after-%'").get().n).toBe(199)
+    reader.close()
+  }, 30000)
+})

@@ -129,12 +129,33 @@ fn run<T>(
   {
     // IMMEDIATE takes the write lock up front, so the busy timeout applies (a deferred
     // transaction that upgrades from reading to writing fails with SQLITE_BUSY at once instead).
-    retry_while_busy(table.busy_timeout, || {
-      conn.execute_batch(&format!("BEGIN IMMEDIATE; {create} COMMIT;"))
-    })?;
+    retry_while_busy(table.busy_timeout, || in_write_transaction(conn, create))?;
     table.created.store(true, Ordering::Release);
   }
   work(conn, &table.sql)
+}
+
+/// Runs `statements` in `BEGIN IMMEDIATE ... COMMIT`, and rolls back when any of them fails. The
+/// connection is shared by every store on the file: a transaction left open after a failed
+/// CREATE (a name that clashes with an index or a view) would swallow the other stores' writes,
+/// acknowledged and never committed, and hold the write lock against every other process.
+fn in_write_transaction(conn: &Connection, statements: &str) -> rusqlite::Result<()> {
+  conn.execute_batch("BEGIN IMMEDIATE")?;
+  match conn.execute_batch(statements) {
+    Ok(()) => conn.execute_batch("COMMIT").inspect_err(|_| end_transaction(conn)),
+    Err(e) => {
+      end_transaction(conn);
+      Err(e)
+    }
+  }
+}
+
+/// Rolls back whatever transaction `conn` is still inside (none: nothing to do). Called after a
+/// failed statement and, as a safety net, after every job on a shared connection.
+pub(crate) fn end_transaction(conn: &Connection) {
+  if !conn.is_autocommit() {
+    let _ = conn.execute_batch("ROLLBACK");
+  }
 }
 
 /// knex's layout and index name for this table, so an existing knex file is recognised as is.

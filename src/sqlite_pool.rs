@@ -149,7 +149,12 @@ fn connection_thread(queue: &Mutex<mpsc::Receiver<Job>>, opener: &Opener, ended:
       }
     }
     match conn.as_ref() {
-      Some(c) => job(Ok(c)),
+      Some(c) => {
+        job(Ok(c));
+        // No job may leave the shared connection inside a transaction: the next store's writes
+        // would join it and be acknowledged without being committed.
+        crate::sqlite_backend::end_transaction(c);
+      }
       None => job(Err(&rusqlite::Error::InvalidQuery)), // invariant: opened just above
     }
   }
