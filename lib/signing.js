@@ -6,6 +6,13 @@
 const { binding } = require('./native')
 
 function key (secret) {
+  const bytes = keyBytes(secret)
+  // cookie-signature accepts an empty secret; we refuse it: what it signs, anyone can forge.
+  if (bytes.length === 0) throw new TypeError('Secret key must not be empty: anyone could forge what it signs.')
+  return bytes
+}
+
+function keyBytes (secret) {
   if (typeof secret === 'string' || Buffer.isBuffer(secret)) return secret
   if (ArrayBuffer.isView(secret)) return Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
   if (secret && secret.type === 'secret' && typeof secret.export === 'function') return secret.export()

@@ -48,6 +48,11 @@ const SIGNATURE_LEN: usize = 43;
 /// any key length, so `None` never happens; it exists so that no code path can produce an empty
 /// "expected signature", which `"anything."` would match.
 pub fn signature(value: &[u8], secret: &[u8]) -> Option<String> {
+  // An empty secret is public knowledge: whatever it signs, anyone can forge. It signs nothing
+  // and so matches nothing (JS refuses it with a clear error before it gets here).
+  if secret.is_empty() {
+    return None;
+  }
   let mut mac = keyed(secret)?;
   mac.update(value);
   let sig = STANDARD_NO_PAD.encode(mac.finalize().into_bytes());
@@ -113,6 +118,14 @@ mod tests {
 
   fn sign(v: &str, s: &[u8]) -> String {
     format!("{v}.{}", signature(v.as_bytes(), s).unwrap_or_default())
+  }
+
+  #[test]
+  fn an_empty_secret_signs_and_matches_nothing() {
+    assert_eq!(signature(b"sid", b""), None);
+    let forged = format!("sid.{}", signature(b"sid", b"x").unwrap_or_default());
+    assert_eq!(matching_secret(forged.as_bytes(), &[b"real", b""]), -1);
+    assert_eq!(matching_secret(b"sid.", &[b""]), -1);
   }
 
   #[test]
