@@ -752,3 +752,53 @@ describe('the Set-Cookie value', () => {
     }), { numRuns: 3000 })
   })
 })
+
+describe('ferrosession only: where express-session is unsafe', () => {
+  test.each([
+    ['', /secret option must not be empty/],
+    [['real secret', ''], /secret option must not be empty/],
+    [[Buffer.alloc(0)], /secret option must not be empty/]
+  ])('an empty secret is refused at construction: %p', (secret, message) => {
+    expect(() => ours({ secret, resave: false, saveUninitialized: false })).toThrow(message)
+  })
+
+  test('a cookie signed with an empty secret is never accepted', async () => {
+    const store = new OurMemoryStore()
+    await storeSet(store, 'known-sid', { cookie: { originalMaxAge: min, expires: new Date(Date.now() + min) }, user: 'zoë' })
+    const app = server(ours, { store, secret: 'real secret' }, (req, res) => res.end(String(req.session.user)))
+    const forged = 'connect.sid=' + encodeURIComponent('s:' + cookieSignature.sign('known-sid', ''))
+    await request(app).get('/').set('Cookie', forged).expect(200, 'undefined')
+  })
+
+  const deep = () => {
+    const top = {}
+    let at = top
+    for (let i = 0; i < 100000; i++) at = at.next = {}
+    return top
+  }
+  const circular = () => { const o = {}; o.self = o; return o }
+  test.each([
+    ['a BigInt', () => 10n, /session cannot be serialised: Do not know how to serialize a BigInt/],
+    ['a circular reference', circular, /session cannot be serialised: Converting circular structure to JSON$/],
+    ['100,000 levels of nesting', deep, /session cannot be serialised: Maximum call stack size exceeded/]
+  ])('a session holding %s fails its request through next(err), on every path', async (_, value, message) => {
+    const store = new OurMemoryStore()
+    // Saved at the end of the request, set with an explicit save(), and the store's own set.
+    const atEnd = server(ours, { store }, (req, res) => { req.session.bad = value(); res.end('sent') })
+    await request(atEnd).get('/').expect(500).expect((res) => expect(res.text).toMatch(message))
+    const explicit = server(ours, { store }, (req, res) => {
+      req.session.bad = value()
+      req.session.save((err) => { res.statusCode = err ? 500 : 200; res.end(err ? err.message : 'saved') })
+    })
+    await request(explicit).get('/').expect(500).expect((res) => expect(res.text).toMatch(message))
+    const viaExpress = express()
+    viaExpress.use(ours({ store, secret: 'x', resave: false, saveUninitialized: false }))
+    viaExpress.get('/', (req, res) => { req.session.bad = value(); res.send('sent') })
+    viaExpress.use((err, req, res, next) => res.status(500).send(err.message))
+    await request(viaExpress).get('/').expect(500).expect((res) => expect(res.text).toMatch(message))
+    const err = await store.set('s', { cookie: { originalMaxAge: min, expires: new Date(Date.now() + min) }, bad: value() }).catch((e) => e)
+    expect(err.code).toBe('ESESSION_INVALID')
+    expect(err.message.split('\n')).toHaveLength(1)
+    expect(await storeSize(store)).toBe(0)
+  }, 30000)
+})

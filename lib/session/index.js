@@ -53,6 +53,11 @@ function session (options) {
   }
   const unsetDestroy = opts.unset === 'destroy'
   if (Array.isArray(secret) && secret.length === 0) throw new TypeError('secret option array must contain one or more strings')
+  // express-session takes '' as "no secret" and lets an empty entry of an array sign cookies that
+  // anyone can forge; both are refused here.
+  if ([].concat(secret).some(isEmptySecret)) {
+    throw new TypeError('secret option must not be empty (nor contain an empty entry): anyone could forge cookies signed with it')
+  }
   if (secret && !Array.isArray(secret)) secret = [secret]
   if (!secret) deprecate('req.secret; provide secret option')
 
@@ -90,14 +95,27 @@ function session (options) {
     let originalId
     let savedState
     let touched = false
+    // The session could not be serialised: the request fails through next(err) (express-session
+    // would hang the response), and the error handler's own response goes out untouched.
+    let failed = false
+    const fail = (err) => {
+      failed = true
+      if (!res.headersSent) res.removeHeader('Content-Length') // the body it counted is not sent
+      defer(next, err)
+    }
 
     req.sessionStore = store
     const verified = { signed: undefined }
     const cookieId = req.sessionID = getcookie(req, name, secrets, verified)
 
     onHeaders(res, function () {
-      if (!req.session) return
-      if (!shouldSetCookie(req)) return
+      if (failed || !req.session) return
+      try {
+        if (!shouldSetCookie(req)) return
+      } catch (err) {
+        fail(err)
+        return
+      }
       // only send secure cookies via https
       if (req.session.cookie.secure && !issecure(req, trustProxy)) return
       if (!touched) {
@@ -121,6 +139,7 @@ function session (options) {
     const _end = res.end
     let ended = false
     res.end = function end (chunk, encoding) {
+      if (failed) return _end.call(res, chunk, encoding)
       if (ended) return false
       ended = true
       let answered = false
@@ -152,18 +171,28 @@ function session (options) {
 
       lastState = null
       lastStateOf = null
-      if (shouldSave(req)) {
+      let save, touch
+      try {
+        save = shouldSave(req)
+        touch = !save && storeImplementsTouch && shouldTouch(req)
+      } catch (err) {
+        fail(err) // nothing was written yet: next(err) answers
+        return true
+      }
+      if (save) {
         // The JSON that shouldSave just computed from this very session object (if it did: it
         // may have decided on the ids alone) is what a ferrosession store writes.
         const sess = req.session
         if (lastStateOf === sess) serialised.set(sess, lastState)
         try {
           sess.save(function onsave (err) { writeend(err) })
+        } catch (err) {
+          if (!answered) writeend(err) // a store whose set throws instead of calling back
         } finally {
           serialised.delete(sess)
         }
         return hold()
-      } else if (storeImplementsTouch && shouldTouch(req)) {
+      } else if (touch) {
         store.touch(req.sessionID, req.session, function ontouch (err) { writeend(err) })
         return hold()
       }
@@ -210,9 +239,14 @@ function session (options) {
         _reload.call(this, rewrapmethods(this, callback))
       }
 
-      function save () {
-        savedState = serialised.get(this) ?? stateOf(this)
-        _save.apply(this, arguments)
+      function save (callback) {
+        try {
+          savedState = serialised.get(this) ?? stateOf(this)
+        } catch (err) {
+          if (typeof callback === 'function') defer(callback, err)
+          return this
+        }
+        return _save.apply(this, arguments)
       }
 
       Object.defineProperty(sess, 'reload', { configurable: true, enumerable: false, value: reload, writable: true })
@@ -286,7 +320,16 @@ function generateSessionId () {
  */
 function stateOf (sess) {
   const { cookie, ...data } = sess
-  return JSON.stringify(data)
+  try {
+    return JSON.stringify(data)
+  } catch (err) {
+    // A BigInt, a circular reference, nesting deeper than the stack: name the problem (its first
+    // line only: V8's circular-structure text lists the app's keys).
+    const e = new Error(`session cannot be serialised: ${String(err.message).split('\n')[0]}`)
+    e.code = 'ESESSION_INVALID'
+    e.cause = err
+    throw e
+  }
 }
 
 /**
@@ -407,6 +450,10 @@ function setcookie (res, name, val, secret, options, alreadySigned) {
   const prev = res.getHeader('Set-Cookie') || []
   const header = Array.isArray(prev) ? prev.concat(data) : [prev, data]
   res.setHeader('Set-Cookie', header)
+}
+
+function isEmptySecret (s) {
+  return s === '' || (s != null && typeof s !== 'string' && s.length === 0)
 }
 
 /** Tries every secret in order (key rotation); the value, or false. */
