@@ -134,6 +134,70 @@ describe('the anchors\' tables', () => {
     expect(await store.get('AbC ')).toBeNull()
   })
 
+  test.each([
+    ['express-mysql-session', { schema: { tableName: 'exact_sids' } }, ['abc ']],
+    ['knex (case-insensitive)', { layout: 'knex', tableName: 'exact_sids_knex', cleanupInterval: 0 }, ['abc ', 'AbC', 'ABC', 'ábc']]
+  ])('on the %s layout, writes, touches and deletes of a sid the collation calls equal leave the other row alone', async (_, layout, twins) => {
+    const store = track(new MySqlStore({ ...local(), ...layout }))
+    const original = sessionData(60000, { who: 'abc' })
+    for (const twin of twins) {
+      await store.set('abc', original)
+      await store.set(twin, sessionData(60000, { who: twin })) // alone
+      await Promise.all([store.set(twin, sessionData(60000, { who: twin })), store.touch(twin, sessionData(7200000))]) // batched
+      await store.destroy(twin)
+      await Promise.all([store.destroy(twin), store.get('abc')])
+      const kept = await store.get('abc')
+      expect([twin, kept && kept.who, kept && kept.cookie.expires]).toEqual([twin, 'abc', original.cookie.expires])
+    }
+  })
+
+  test('a session over max_allowed_packet is refused before it is sent (ESESSION_TOO_LARGE), fails alone and is no outage', async () => {
+    const store = track(new MySqlStore({ ...local(), schema: { tableName: 'too_large' } }))
+    const events = []
+    store.on('disconnect', () => events.push('disconnect'))
+    const [{ limit }] = await inspect('SELECT @@max_allowed_packet AS `limit`')
+    await store.set('small', sessionData(60000, { v: 1 }))
+    const err = await store.set('big', sessionData(60000, { blob: 'x'.repeat(Number(limit)) })).catch((e) => e)
+    expect(err.code).toBe('ESESSION_TOO_LARGE')
+    expect(err.message).toMatch(/^ferrosession mysql set: the session is \d+ bytes, more than the server accepts .*max_allowed_packet/)
+    expect((await store.get('small')).v).toBe(1)
+    expect(await store.get('big')).toBeNull()
+    expect(events).toEqual([])
+  })
+
+  test('stores with the same connection settings share one pool: 300 dropped without close() hold at most its 10 connections', async () => {
+    const shared = `${database}_shared`
+    mysqlSql(`CREATE DATABASE IF NOT EXISTS \`${shared}\``)
+    try {
+      const make = () => new MySqlStore({ ...local(), database: shared, schema: { tableName: 'shared_pool' } })
+      const first = track(make())
+      await first.set('s', sessionData(60000, { v: 1 }))
+      for (let i = 0; i < 300; i++) expect((await make().get('s')).v).toBe(1)
+      const [{ n }] = await inspect('SELECT COUNT(*) AS n FROM information_schema.processlist WHERE db = ?', [shared])
+      expect(Number(n)).toBeLessThanOrEqual(10)
+      const other = make()
+      await make().close() // closing one store leaves the others sharing its pool working
+      expect((await other.get('s')).v).toBe(1)
+      await other.close()
+      expect((await first.get('s')).v).toBe(1)
+      await first.close()
+    } finally {
+      mysqlSql(`DROP DATABASE IF EXISTS \`${shared}\``)
+    }
+  })
+
+  test('a wrong password fails each request with an error that says so, and is no outage', async () => {
+    const store = track(new MySqlStore({ ...local(), password: 'wrong password', schema: { tableName: 'never' } }))
+    const events = []
+    store.on('disconnect', () => events.push('disconnect'))
+    for (let i = 0; i < 2; i++) {
+      const err = await store.get('x').catch((e) => e)
+      expect(err.code).toBe('ESESSION_BACKEND')
+      expect(err.message).toMatch(/Access denied/)
+    }
+    expect(events).toEqual([])
+  })
+
   test('requests of one turn go as one statement per kind, each with its own values', async () => {
     for (const layout of [{ schema: { tableName: 'batched' } }, { layout: 'knex', tableName: 'batched_knex', cleanupInterval: 0 }]) {
       const store = track(new MySqlStore({ ...local(), ...layout }))

@@ -199,15 +199,39 @@ describe('idle connections', () => {
   })
 
   test('pg.Pool\'s idleTimeoutMillis is honoured, and 0 keeps them', async () => {
-    const name = `ferrotest-keep-${process.pid}`
-    const app = new pg.Pool({ connectionString: DATABASE_URL, application_name: name, idleTimeoutMillis: 0 })
-    const s = new PostgresStore({ pool: app, schemaName, tableName: 'idle_keep', createTableIfMissing: true, pruneSessionInterval: false })
-    stores.push(s)
-    expect(s.idleTimeout).toBe(0)
-    await s.set('k', sessionData())
-    await sleep(400)
-    expect(await connections(name)).toBe(1)
-    await app.end()
+    // Two pools, idle for the same while: the one with idleTimeoutMillis 200 ends up with no
+    // connection, the one with 0 keeps its own (either would fail if the setting were dropped:
+    // the default closes idle connections after 10 s).
+    const opened = async (idleTimeoutMillis, tableName) => {
+      const name = `ferrotest-idle-${idleTimeoutMillis}-${process.pid}`
+      const app = new pg.Pool({ connectionString: DATABASE_URL, application_name: name, idleTimeoutMillis })
+      const s = new PostgresStore({ pool: app, schemaName, tableName, createTableIfMissing: true, pruneSessionInterval: false })
+      stores.push(s)
+      expect(s.idleTimeout).toBe(idleTimeoutMillis)
+      await s.set('k', sessionData())
+      return { name, app }
+    }
+    const [closing, keeping] = await Promise.all([opened(200, 'idle_close'), opened(0, 'idle_keep')])
+    expect(await until(async () => (await connections(closing.name)) === 0)).toBe(true)
+    expect(await connections(keeping.name)).toBe(1)
+    await Promise.all([closing.app.end(), keeping.app.end()])
+  })
+
+  test('stores with the same connection settings share one pool: 300 dropped without close() hold at most poolSize connections', async () => {
+    const name = `ferrotest-shared-${process.pid}`
+    const make = () => new PostgresStore({ conObject: { connectionString: DATABASE_URL, application_name: name }, schemaName, tableName: 'shared_pool', createTableIfMissing: true, pruneSessionInterval: false, poolSize: 4 })
+    const first = make()
+    stores.push(first)
+    await first.set('s', sessionData(60000, { v: 1 }))
+    // Each used once, then dropped: as an app that builds a store per request would.
+    for (let i = 0; i < 300; i++) expect((await make().get('s')).v).toBe(1)
+    expect(await connections(name)).toBeLessThanOrEqual(4)
+    // Closing one store leaves the others sharing its pool working.
+    const other = make()
+    await make().close()
+    expect((await other.get('s')).v).toBe(1)
+    await other.close()
+    expect((await first.get('s')).v).toBe(1)
   })
 })
 

@@ -18,6 +18,9 @@ pub enum ErrorKind {
   Backend,
   /// The caller handed us something we refuse before touching storage.
   Invalid,
+  /// The request is larger than the server accepts (MySQL's `max_allowed_packet`, Redis's
+  /// `proto-max-bulk-len`): refused before it is sent, so it fails alone and is never an outage.
+  TooLarge,
   /// A Rust panic, caught before it could cross the N-API boundary.
   Panic,
   /// The store was closed.
@@ -35,6 +38,7 @@ impl ErrorKind {
       ErrorKind::Timeout => "ESESSION_TIMEOUT",
       ErrorKind::Backend => "ESESSION_BACKEND",
       ErrorKind::Invalid => "ESESSION_INVALID",
+      ErrorKind::TooLarge => "ESESSION_TOO_LARGE",
       ErrorKind::Panic => "ESESSION_PANIC",
       ErrorKind::Closed => "ESESSION_CLOSED",
       ErrorKind::Unparsable => "ESESSION_UNPARSABLE",
@@ -73,6 +77,13 @@ impl BackendError {
   }
   pub fn timeout(detail: impl Into<String>) -> Self {
     Self::new(ErrorKind::Timeout, detail)
+  }
+  /// A request of `size` bytes for a server that accepts at most `limit`, and how to raise it.
+  pub fn too_large(size: usize, limit: u64, raise: &str) -> Self {
+    Self::new(
+      ErrorKind::TooLarge,
+      format!("the session is {size} bytes, more than the server accepts ({limit} bytes); {raise}"),
+    )
   }
   pub fn closed() -> Self {
     Self::new(ErrorKind::Closed, "the store was closed")

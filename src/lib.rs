@@ -39,6 +39,8 @@ mod redis_backend;
 #[cfg(feature = "redis")]
 mod redis_connection;
 mod runtime;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod shared_pool;
 mod signing;
 mod sql;
 #[cfg(feature = "sqlite")]

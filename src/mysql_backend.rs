@@ -4,6 +4,7 @@
 //! Pooled connections with statements prepared once each (mysql_async's per-connection cache);
 //! the expiry instants come from the JS clock, never from the server's `NOW()`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,7 +19,35 @@ use crate::backend::{Backend, Reply, Request, Stored, stored_text};
 use crate::dispatch::Dispatcher;
 use crate::error::{BackendError, BackendResult};
 use crate::native_store::NativeStore;
+use crate::shared_pool::{self, SharedPools};
 use crate::sql::{self, Dialect, Statements};
+
+/// The driver's pool, and whether a store closing it disconnected it (the driver cannot say).
+struct SharedPool {
+  pool: Pool,
+  disconnected: std::sync::atomic::AtomicBool,
+}
+
+fn pools() -> &'static SharedPools<SharedPool> {
+  static POOLS: std::sync::OnceLock<SharedPools<SharedPool>> = std::sync::OnceLock::new();
+  POOLS.get_or_init(SharedPools::default)
+}
+
+/// Everything that shapes a store's connections and its pool (not its table): stores that agree
+/// on all of it share one pool.
+fn connection_settings(o: &MysqlOptions) -> String {
+  let tls = o
+    .tls
+    .as_ref()
+    .map(|t| (&t.ca, &t.cert, &t.key, t.reject_unauthorized, &t.servername));
+  format!(
+    "{:?}",
+    (
+      (&o.host, o.port, &o.user, &o.password, &o.database, &o.socket_path),
+      (o.pool_size, o.connect_timeout_ms, o.idle_timeout_ms, tls),
+    )
+  )
+}
 
 #[napi(object)]
 pub struct MysqlOptions {
@@ -117,6 +146,10 @@ impl Layout {
   }
 }
 
+/// What a statement's packet carries beyond its sid and value (header, statement id, types, the
+/// expiry), rounded up.
+const PACKET_OVERHEAD: u64 = 1024;
+
 struct TableSql {
   ops: Statements,
   /// `get` for many sids at once: this, then `(?, ?, ...)` and the expiry condition.
@@ -134,13 +167,17 @@ struct TableSql {
 }
 
 pub struct MysqlBackend {
-  pool: Pool,
+  /// Shared with every store of the process that has the same connection settings.
+  pool: Arc<SharedPool>,
   /// For the recovery probe's own fresh connection.
   opts: Opts,
   layout: Layout,
   sql: TableSql,
   create_table: bool,
   table_ready: tokio::sync::OnceCell<()>,
+  /// The server's `max_allowed_packet`, read on first use: a larger session is refused before it
+  /// is sent (sent, it breaks the connection's packet sequence and looks like an outage).
+  max_packet: tokio::sync::OnceCell<u64>,
   connect_timeout: Duration,
   database: Option<String>,
   user: Option<String>,
@@ -188,12 +225,22 @@ impl MysqlBackend {
     let opts: Opts = builder.into();
     let sql = statements(layout, &o)?;
     Ok(Self {
-      pool: Pool::new(opts.clone()),
+      pool: pools().get_or_build(
+        connection_settings(&o),
+        |p| !p.disconnected.load(std::sync::atomic::Ordering::Acquire),
+        || {
+          Ok(SharedPool {
+            pool: Pool::new(opts.clone()),
+            disconnected: std::sync::atomic::AtomicBool::new(false),
+          })
+        },
+      )?,
       opts,
       layout,
       sql,
       create_table: o.create_table,
       table_ready: tokio::sync::OnceCell::new(),
+      max_packet: tokio::sync::OnceCell::new(),
       connect_timeout,
       database: o.database,
       user: o.user,
@@ -204,7 +251,7 @@ impl MysqlBackend {
   /// connectTimeout (the driver has no timeout of its own): a server that accepts the TCP
   /// connection and never answers the handshake is unreachable, not slow.
   async fn conn(&self) -> BackendResult<Conn> {
-    let mut conn = match tokio::time::timeout(self.connect_timeout, self.pool.get_conn()).await {
+    let mut conn = match tokio::time::timeout(self.connect_timeout, self.pool.pool.get_conn()).await {
       Ok(result) => result.map_err(|e| self.classify(e))?,
       Err(_) => {
         return Err(BackendError::unavailable(format!(
@@ -229,20 +276,52 @@ impl MysqlBackend {
 
   async fn rows(&self, statement: &str, params: Vec<Value>) -> BackendResult<Vec<Row>> {
     let mut conn = self.conn().await?;
-    conn
-      .exec::<Row, _, _>(statement, Params::Positional(params))
-      .await
-      .map_err(|e| self.classify(e))
+    match conn.exec::<Row, _, _>(statement, Params::Positional(params)).await {
+      Ok(rows) => Ok(rows),
+      Err(e) => Err(self.fail_on(conn, e).await),
+    }
   }
 
   /// Runs a statement that returns no rows; the number of rows it changed.
   async fn change(&self, statement: &str, params: Vec<Value>) -> BackendResult<u64> {
     let mut conn = self.conn().await?;
-    conn
-      .exec_drop(statement, Params::Positional(params))
-      .await
-      .map_err(|e| self.classify(e))?;
-    Ok(conn.affected_rows())
+    match conn.exec_drop(statement, Params::Positional(params)).await {
+      Ok(()) => Ok(conn.affected_rows()),
+      Err(e) => Err(self.fail_on(conn, e).await),
+    }
+  }
+
+  /// The error of a statement on `conn`. A connection whose packets went out of step (a protocol
+  /// error) is closed instead of going back to the pool: the next request gets a fresh one, and
+  /// the failure stays this request's.
+  async fn fail_on(&self, conn: Conn, e: MyError) -> BackendError {
+    if matches!(e, MyError::Driver(_) | MyError::Io(_)) {
+      let _ = tokio::time::timeout(self.connect_timeout, conn.disconnect()).await;
+    }
+    self.classify(e)
+  }
+
+  /// Refuses `size` bytes of statement data when the server would refuse the packet. The limit
+  /// is read once, on the first request that needs it.
+  async fn check_size(&self, size: usize) -> BackendResult<()> {
+    let limit = *self
+      .max_packet
+      .get_or_try_init(|| async {
+        let mut conn = self.conn().await?;
+        match conn.query_first::<u64, _>("SELECT @@max_allowed_packet").await {
+          Ok(limit) => Ok(limit.unwrap_or(u64::MAX)),
+          Err(e) => Err(self.fail_on(conn, e).await),
+        }
+      })
+      .await?;
+    if (size as u64).saturating_add(PACKET_OVERHEAD) > limit {
+      return Err(BackendError::too_large(
+        size,
+        limit,
+        "raise the server's max_allowed_packet (SET GLOBAL max_allowed_packet = ..., and in my.cnf) or keep less in the session",
+      ));
+    }
+    Ok(())
   }
 
   /// Only a server that cannot be reached is an outage; whatever the server answered fails that
@@ -250,8 +329,14 @@ impl MysqlBackend {
   fn classify(&self, e: MyError) -> BackendError {
     match e {
       MyError::Server(s) => match s.code {
-        // shutdown, too many connections, connection killed: the server is going away
-        1053 | 1040 | 1927 => BackendError::unavailable(format!("{} (error {})", s.message, s.code)),
+        // shutdown, connection killed: the server is going away
+        1053 | 1927 => BackendError::unavailable(format!("{} (error {})", s.message, s.code)),
+        // The server answers: it fails this request alone (a flood of stores must not switch
+        // sessions off for every user).
+        1040 => BackendError::backend(format!(
+          "{} (error 1040): the server's max_connections is used up; close stores you no longer use, or lower poolSize",
+          s.message
+        )),
         1146 => BackendError::backend(format!(
           "{} (error 1146): table {} does not exist in database {:?} (user {:?}); pass createDatabaseTable: true (or createTable: true), or create it with the SQL in the README",
           s.message,
@@ -267,9 +352,12 @@ impl MysqlBackend {
       }
       MyError::Io(io) => BackendError::unavailable(io.to_string()),
       MyError::Driver(DriverError::PoolDisconnected) => BackendError::closed(),
-      MyError::Driver(
-        d @ (DriverError::ConnectionClosed | DriverError::PacketOutOfOrder | DriverError::UnexpectedPacket { .. }),
-      ) => BackendError::unavailable(d.to_string()),
+      MyError::Driver(d @ DriverError::ConnectionClosed) => BackendError::unavailable(d.to_string()),
+      // A protocol error on one connection (its packets out of step) is that request's failure;
+      // the connection is closed (`fail_on`) and the server is not taken for unreachable.
+      MyError::Driver(d @ (DriverError::PacketOutOfOrder | DriverError::UnexpectedPacket { .. })) => {
+        BackendError::backend(format!("{d} (the connection was replaced)"))
+      }
       MyError::Driver(d @ DriverError::NoClientSslFlagFromServer) => BackendError::unavailable(format!(
         "{d}: TLS was asked for (the ssl option) and the server does not offer it; ferrosession never falls back to plaintext"
       )),
@@ -292,7 +380,9 @@ impl MysqlBackend {
     for (_, sid, value, at) in sets {
       params.extend([Value::from(*sid), self.layout.stamp(*at), Value::from(*value)]);
     }
-    if self.change(&statement, params).await.is_ok() {
+    // Together too big for one packet: each on its own (and each checked on its own).
+    let size: usize = sets.iter().map(|(_, sid, value, _)| sid.len() + value.len() + 32).sum();
+    if self.check_size(size).await.is_ok() && self.change(&statement, params).await.is_ok() {
       return sets.iter().map(|_| Ok(())).collect();
     }
     let mut results = Vec::with_capacity(sets.len());
@@ -309,8 +399,8 @@ impl MysqlBackend {
       return Vec::new();
     }
     let [head, middle, tail, end] = &self.sql.touch_many;
-    let whens = vec!["WHEN ? THEN ?"; touches.len()].join(" ");
-    let marks = vec!["?"; touches.len()].join(", ");
+    let whens = vec!["WHEN BINARY ? THEN ?"; touches.len()].join(" ");
+    let marks = vec!["BINARY ?"; touches.len()].join(", ");
     let statement = format!("{head}{whens}{middle}{whens}{tail}{marks}{end}");
     let now = touches.iter().map(|t| t.3).fold(f64::INFINITY, f64::min);
     let mut params = Vec::with_capacity(touches.len() * 5 + 1);
@@ -340,7 +430,7 @@ impl MysqlBackend {
     // The earliest "now" of the batch: its requests were made within one turn of the event loop,
     // and JS checks every cookie's expiry again to the millisecond.
     let now = gets.iter().map(|(_, _, now)| *now).fold(f64::INFINITY, f64::min);
-    let marks = vec!["?"; gets.len()].join(", ");
+    let marks = vec!["BINARY ?"; gets.len()].join(", ");
     let statement = format!("{}({marks}) AND {} >= ?", self.sql.get_many, self.sql.expires_column);
     let mut params: Vec<Value> = gets.iter().map(|(_, sid, _)| Value::from(*sid)).collect();
     params.push(self.layout.stamp(now));
@@ -477,13 +567,18 @@ fn statements(layout: Layout, o: &MysqlOptions) -> BackendResult<TableSql> {
     )
   };
   let in_place = in_place_with("?");
+  // Sids match byte for byte (`BINARY ?`), never by the column's collation: under it `'abc '`
+  // equals `'abc'` (PAD SPACE), and on the knex layout's default `'AbC'` equals `'abc'`, so a
+  // write or delete for one would change the other's row. A write whose sid the key calls equal
+  // to a stored, different sid leaves that row as it is.
+  let same_row = format!("{s} = BINARY VALUES({s})");
+  let on_same_sid =
+    format!(" ON DUPLICATE KEY UPDATE {e} = IF({same_row}, VALUES({e}), {e}), {d} = IF({same_row}, VALUES({d}), {d})");
   let ops = Statements {
-    get: format!("SELECT {d}, {e}, {s} FROM {t} WHERE {s} = ? AND {e} >= ?"),
-    set: format!(
-      "INSERT INTO {t} ({s}, {e}, {d}) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE {e} = VALUES({e}), {d} = VALUES({d})"
-    ),
-    touch: format!("UPDATE {t} SET {e} = ?, {d} = {in_place} WHERE {s} = ? AND {e} >= ?"),
-    destroy: format!("DELETE FROM {t} WHERE {s} = ?"),
+    get: format!("SELECT {d}, {e}, {s} FROM {t} WHERE {s} = BINARY ? AND {e} >= ?"),
+    set: format!("INSERT INTO {t} ({s}, {e}, {d}) VALUES (?, ?, ?){on_same_sid}"),
+    touch: format!("UPDATE {t} SET {e} = ?, {d} = {in_place} WHERE {s} = BINARY ? AND {e} >= ?"),
+    destroy: format!("DELETE FROM {t} WHERE {s} = BINARY ?"),
     ids: format!("SELECT {s} FROM {t} WHERE {e} >= ?"),
     all: format!("SELECT {s}, {d} FROM {t} WHERE {e} >= ?"),
     length: format!("SELECT COUNT(*) FROM {t} WHERE {e} >= ?"),
@@ -507,10 +602,7 @@ fn statements(layout: Layout, o: &MysqlOptions) -> BackendResult<TableSql> {
         format!(") AND {e} >= ?"),
       ]
     },
-    set_many: (
-      format!("INSERT INTO {t} ({s}, {e}, {d}) VALUES "),
-      format!(" ON DUPLICATE KEY UPDATE {e} = VALUES({e}), {d} = VALUES({d})"),
-    ),
+    set_many: (format!("INSERT INTO {t} ({s}, {e}, {d}) VALUES "), on_same_sid.clone()),
     expires_column: e.clone(),
     ops,
     create,
@@ -549,6 +641,7 @@ impl Backend for MysqlBackend {
     self.check_sid(sid)?;
     let at = expires_at_ms
       .ok_or_else(|| BackendError::invalid("MySQL sessions always expire; disableTTL is not supported"))?;
+    self.check_size(sid.len() + value.len()).await?;
     self
       .change(&self.sql.ops.set, vec![sid.into(), self.layout.stamp(at), value.into()])
       .await
@@ -738,7 +831,10 @@ impl Backend for MysqlBackend {
 
   async fn close(&self) {
     // Waits for connections in use to come back; bounded so close() always answers.
-    let _ = tokio::time::timeout(self.connect_timeout, self.pool.clone().disconnect()).await;
+    if shared_pool::only_user(&self.pool) {
+      self.pool.disconnected.store(true, std::sync::atomic::Ordering::Release);
+      let _ = tokio::time::timeout(self.connect_timeout, self.pool.pool.clone().disconnect()).await;
+    }
   }
 }
 
@@ -779,7 +875,9 @@ mod tests {
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
       s.ops.set,
-      "INSERT INTO `app`.`sessions` (`session_id`, `expires`, `data`) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE `expires` = VALUES(`expires`), `data` = VALUES(`data`)"
+      "INSERT INTO `app`.`sessions` (`session_id`, `expires`, `data`) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE \
+       `expires` = IF(`session_id` = BINARY VALUES(`session_id`), VALUES(`expires`), `expires`), \
+       `data` = IF(`session_id` = BINARY VALUES(`session_id`), VALUES(`data`), `data`)"
     );
     assert!(s.create[0].contains("`session_id` varchar(128) COLLATE utf8mb4_bin NOT NULL"));
     assert!(s.lock_name.len() <= 64);
@@ -795,7 +893,7 @@ mod tests {
     assert!(
       s.ops
         .destroy
-        .starts_with("DELETE FROM `t``; DROP TABLE x; --` WHERE `s``` = ?")
+        .starts_with("DELETE FROM `t``; DROP TABLE x; --` WHERE `s``` = BINARY ?")
     );
   }
 

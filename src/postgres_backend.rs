@@ -5,6 +5,7 @@
 
 use std::error::Error as StdError;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,8 +21,34 @@ use crate::dispatch::Dispatcher;
 use crate::error::{BackendError, BackendResult};
 use crate::native_store::NativeStore;
 use crate::postgres_config::{self, Connection, Connector};
+use crate::shared_pool::{self, SharedPools};
 use crate::sql::{self, Statements};
 use crate::tls::{self, TlsSettings};
+
+fn pools() -> &'static SharedPools<Pool> {
+  static POOLS: OnceLock<SharedPools<Pool>> = OnceLock::new();
+  POOLS.get_or_init(SharedPools::default)
+}
+
+/// Everything that shapes a store's connections and its pool (not its table): stores that agree
+/// on all of it share one pool.
+fn connection_settings(o: &PostgresOptions) -> String {
+  let tls = o.tls.as_ref().map(|t| (&t.mode, &t.ca, &t.cert, &t.key, &t.servername));
+  format!(
+    "{:?}",
+    (
+      (&o.connection_string, &o.host, o.port, &o.user, &o.password, &o.database),
+      (
+        o.pool_size,
+        o.connect_timeout_ms,
+        o.command_timeout_ms,
+        o.statement_timeout_ms,
+        o.idle_timeout_ms
+      ),
+      (&o.application_name, &o.startup_options, tls),
+    )
+  )
+}
 
 #[napi(object)]
 pub struct PostgresOptions {
@@ -106,7 +133,8 @@ struct TableSql {
 }
 
 pub struct PostgresBackend {
-  pool: Pool,
+  /// Shared with every store of the process that has the same connection settings.
+  pool: Arc<Pool>,
   layout: Layout,
   /// For the recovery probe's own fresh connection.
   config: Config,
@@ -209,14 +237,17 @@ impl PostgresBackend {
     };
     // create_timeout covers the whole connection setup, TLS and startup handshake included (the
     // driver's own connect_timeout covers only the TCP connect).
-    let pool = Pool::builder(manager)
-      .max_size(o.pool_size.unwrap_or(10).max(1) as usize)
-      .runtime(Runtime::Tokio1)
-      .wait_timeout(Some(command_timeout))
-      .create_timeout(Some(connect_timeout))
-      .recycle_timeout(Some(connect_timeout))
-      .build()
-      .map_err(|e| BackendError::invalid(format!("cannot build the connection pool: {e}")))?;
+    let build = || {
+      Pool::builder(manager)
+        .max_size(o.pool_size.unwrap_or(10).max(1) as usize)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(command_timeout))
+        .create_timeout(Some(connect_timeout))
+        .recycle_timeout(Some(connect_timeout))
+        .build()
+        .map_err(|e| BackendError::invalid(format!("cannot build the connection pool: {e}")))
+    };
+    let pool = pools().get_or_build(connection_settings(&o), |p| !p.is_closed(), build)?;
     let layout = match o.layout.as_deref() {
       None | Some("connect-pg-simple") => Layout::PgSimple,
       Some("knex") => Layout::Knex,
@@ -275,7 +306,7 @@ impl PostgresBackend {
     if self.reaping.swap(true, Ordering::AcqRel) {
       return;
     }
-    let pool = self.pool.weak();
+    let pool = Arc::downgrade(&self.pool);
     crate::runtime::spawn(async move {
       loop {
         tokio::time::sleep((idle / 2).max(Duration::from_millis(10))).await;
@@ -780,8 +811,11 @@ impl Backend for PostgresBackend {
     }
   }
 
+  /// Closes the pool when no other store of the process shares it.
   async fn close(&self) {
-    self.pool.close();
+    if shared_pool::only_user(&self.pool) {
+      self.pool.close();
+    }
   }
 }
 
