@@ -65,6 +65,10 @@ pub struct RedisBackend {
   idle: Option<Duration>,
   reaping: AtomicBool,
   watching: AtomicBool,
+  /// The server's `proto-max-bulk-len`, read when connecting (Redis's 512 MB default where
+  /// CONFIG is not allowed): a larger value is refused before it is sent, since the server answers
+  /// it by closing the connection, which would look like an outage.
+  max_bulk: AtomicU64,
 }
 
 /// The live connection with its generation, and when it was last used.
@@ -158,6 +162,7 @@ impl RedisBackend {
       idle,
       reaping: AtomicBool::new(false),
       watching: AtomicBool::new(false),
+      max_bulk: AtomicU64::new(REDIS_DEFAULT_MAX_BULK),
     })
   }
 
@@ -194,6 +199,13 @@ impl RedisBackend {
       Ok(Ok(conn)) => conn,
       Ok(Err(e)) if e.is_timeout() => return Err(too_slow()),
       Ok(Err(e)) if e.kind() == ErrorKind::Parse => return Err(self.not_redis()),
+      // The server answered: wrong credentials fail each request and are not an outage (one rule
+      // on every backend, README "Reliability").
+      Ok(Err(e)) if is_refused_login(&e) => {
+        return Err(BackendError::backend(format!(
+          "the server refused the login: {e}; check the username and password in the URL or options"
+        )));
+      }
       Ok(Err(e)) => return Err(self.unreachable(&e.to_string())),
       Err(_) => return Err(too_slow()),
     };
@@ -206,7 +218,33 @@ impl RedisBackend {
     }
     self.reap_when_idle();
     self.follow_failovers();
+    self.learn_max_bulk(&fresh).await;
     Ok((generation, fresh))
+  }
+
+  async fn learn_max_bulk(&self, conn: &Conn) {
+    let mut conn = conn.clone();
+    let mut config = redis::cmd("CONFIG");
+    config.arg("GET").arg("proto-max-bulk-len");
+    let asked = config.query_async::<Vec<String>>(&mut conn);
+    if let Ok(Ok(reply)) = tokio::time::timeout(self.connect_timeout, asked).await
+      && let Some(limit) = reply.get(1).and_then(|v| v.parse::<u64>().ok())
+    {
+      self.max_bulk.store(limit, Ordering::Release);
+    }
+  }
+
+  /// Refuses a value the server would not take as one bulk string.
+  fn check_size(&self, value_len: usize) -> BackendResult<()> {
+    let limit = self.max_bulk.load(Ordering::Acquire);
+    if value_len as u64 > limit {
+      return Err(BackendError::too_large(
+        value_len,
+        limit,
+        "raise the server's proto-max-bulk-len (CONFIG SET proto-max-bulk-len ..., and in redis.conf) or keep less in the session",
+      ));
+    }
+    Ok(())
   }
 
   /// With Sentinel, from the first connection on: a failover drops the connection to the old
@@ -318,7 +356,7 @@ impl RedisBackend {
 
   /// SCAN over `prefix*` (on every primary of a cluster), with the prefix's glob characters
   /// escaped (connect-redis does not escape them, so a prefix like `a*` matches other apps' keys).
-  async fn scan_keys(&self) -> BackendResult<Vec<String>> {
+  async fn scan_keys(&self) -> BackendResult<Vec<Vec<u8>>> {
     let pattern = format!("{}*", escape_glob(&self.prefix));
     let mut lease = self.lease().await?;
     let result = redis_connection::scan(&mut lease.conn, &pattern, self.scan_count).await;
@@ -329,6 +367,21 @@ impl RedisBackend {
   fn sid_of<'a>(&self, key: &'a str) -> &'a str {
     key.strip_prefix(self.prefix.as_str()).unwrap_or(key)
   }
+
+  /// The keys under the prefix that are text. Another program may have written a key that is not
+  /// UTF-8: it is no session of ours, so listing skips it (and `clear` removes it).
+  async fn text_keys(&self) -> BackendResult<Vec<String>> {
+    let keys = self.scan_keys().await?;
+    Ok(keys.into_iter().filter_map(|k| String::from_utf8(k).ok()).collect())
+  }
+}
+
+/// Redis's own default `proto-max-bulk-len`, 512 MB.
+const REDIS_DEFAULT_MAX_BULK: u64 = 512 * 1024 * 1024;
+
+/// Wrong credentials (or a user without permission), as opposed to a server that cannot be reached.
+fn is_refused_login(e: &RedisError) -> bool {
+  e.kind() == ErrorKind::AuthenticationFailed || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
 }
 
 /// How `stored_text` describes bytes that are not UTF-8; carried through a driver error.
@@ -501,6 +554,7 @@ impl Backend for RedisBackend {
   }
 
   async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
+    self.check_size(value.len())?;
     let mut cmd = redis::cmd("SET");
     cmd.arg(Key(&self.prefix, sid)).arg(value);
     if let Some(at) = expires_at_ms {
@@ -532,8 +586,12 @@ impl Backend for RedisBackend {
   /// A batch as one pipeline: one command buffer, one write, one set of answers. Not on a
   /// cluster, where one pipeline cannot span slots (each request goes on its own there).
   async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
-    if self.topology.is_cluster() {
-      return None;
+    let limit = self.max_bulk.load(Ordering::Acquire) as usize;
+    let oversized = requests
+      .iter()
+      .any(|r| matches!(r, Request::Set { value, .. } if value.len() > limit));
+    if self.topology.is_cluster() || oversized {
+      return None; // one by one: an oversized set fails alone
     }
     let mut pipe = redis::pipe();
     pipe.ignore_errors(); // one failing command fails its request, not the batch
@@ -569,12 +627,12 @@ impl Backend for RedisBackend {
   }
 
   async fn ids(&self, _now_ms: f64) -> BackendResult<Vec<String>> {
-    let keys = self.scan_keys().await?;
+    let keys = self.text_keys().await?;
     Ok(keys.iter().map(|k| self.sid_of(k).to_string()).collect())
   }
 
   async fn all(&self, _now_ms: f64) -> BackendResult<Vec<(String, Option<String>)>> {
-    let keys = self.scan_keys().await?;
+    let keys = self.text_keys().await?;
     let mut pairs = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(BATCH) {
       let values: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(chunk)).await?;
@@ -589,7 +647,7 @@ impl Backend for RedisBackend {
   }
 
   async fn length(&self, _now_ms: f64) -> BackendResult<u64> {
-    Ok(self.scan_keys().await?.len() as u64)
+    Ok(self.text_keys().await?.len() as u64)
   }
 
   async fn clear(&self) -> BackendResult<u64> {

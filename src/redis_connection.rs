@@ -309,7 +309,8 @@ fn sentinel_client(url: &str, s: &SentinelSettings, certs: &Certificates) -> Bac
 
 /// Every key matching `pattern`: SCAN with its cursor on each primary of a cluster (the driver
 /// would send it to a random node each time), or on the one server.
-pub async fn scan(conn: &mut Conn, pattern: &str, count: u32) -> RedisResult<Vec<String>> {
+/// Keys as bytes: a key that is not UTF-8 must not make the whole listing fail.
+pub async fn scan(conn: &mut Conn, pattern: &str, count: u32) -> RedisResult<Vec<Vec<u8>>> {
   let scan_from = |cursor: u64| {
     let mut c = redis::cmd("SCAN");
     c.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
@@ -317,7 +318,7 @@ pub async fn scan(conn: &mut Conn, pattern: &str, count: u32) -> RedisResult<Vec
   };
   let mut seen = HashSet::new();
   let mut keys = Vec::new();
-  let mut keep = |batch: Vec<String>| {
+  let mut keep = |batch: Vec<Vec<u8>>| {
     for key in batch {
       if seen.insert(key.clone()) {
         keys.push(key);
@@ -328,7 +329,7 @@ pub async fn scan(conn: &mut Conn, pattern: &str, count: u32) -> RedisResult<Vec
     Conn::Node(node) => {
       let mut cursor = 0u64;
       loop {
-        let (next, batch): (u64, Vec<String>) = scan_from(cursor).query_async(node).await?;
+        let (next, batch): (u64, Vec<Vec<u8>>) = scan_from(cursor).query_async(node).await?;
         keep(batch);
         if next == 0 {
           break;
@@ -352,7 +353,7 @@ pub async fn scan(conn: &mut Conn, pattern: &str, count: u32) -> RedisResult<Vec
       };
       for (address, reply) in per_node {
         let address: String = redis::from_redis_value(address)?;
-        let (mut cursor, batch): (u64, Vec<String>) = redis::from_redis_value(reply.extract_error()?)?;
+        let (mut cursor, batch): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply.extract_error()?)?;
         keep(batch);
         let node: redis::cluster::NodeAddress = address
           .parse()
@@ -365,7 +366,7 @@ pub async fn scan(conn: &mut Conn, pattern: &str, count: u32) -> RedisResult<Vec
           let reply = cluster
             .route_command(scan_from(cursor), RoutingInfo::SingleNode(route))
             .await?;
-          let (next, batch): (u64, Vec<String>) = redis::from_redis_value(reply)?;
+          let (next, batch): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)?;
           keep(batch);
           cursor = next;
         }
