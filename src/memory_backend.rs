@@ -1,5 +1,6 @@
 //! An in-process store that is safe in production: bounded by entries (least recently used
-//! evicted first) and optionally by bytes, with expiry from the cookie. No I/O, so it runs inline
+//! evicted first, sessions never changed since they were created before any other) and
+//! optionally by bytes, with expiry from the cookie. No I/O, so it runs inline
 //! on the calling thread instead of hopping to the runtime.
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,12 +24,18 @@ struct Entry {
   value: String,
   expires_at_ms: f64,
   last_use: u64,
+  /// Written again with another value after it was created (a login, a cart): such sessions are
+  /// evicted only once no untouched one is left, so a flood of fresh anonymous sessions
+  /// (`saveUninitialized: true`) cannot push logged-in users out.
+  changed: bool,
 }
 
 #[derive(Default)]
 struct Lru {
   entries: HashMap<String, Entry>,
-  /// last_use tick -> sid: the oldest first.
+  /// last_use tick -> sid, the oldest first: sessions never changed since their creation, and
+  /// the changed ones.
+  fresh: BTreeMap<u64, String>,
   order: BTreeMap<u64, String>,
   tick: u64,
   bytes: usize,
@@ -40,40 +47,49 @@ impl Lru {
     let tick = self.tick;
     if let Some(e) = self.entries.get_mut(sid) {
       // Move the sid to its new place in the order, reusing its string: no allocation per read.
-      let key = self.order.remove(&e.last_use).unwrap_or_else(|| sid.to_string());
+      let order = if e.changed { &mut self.order } else { &mut self.fresh };
+      let key = order.remove(&e.last_use).unwrap_or_else(|| sid.to_string());
       e.last_use = tick;
-      self.order.insert(tick, key);
+      order.insert(tick, key);
     }
   }
 
-  fn remove(&mut self, sid: &str) -> bool {
-    match self.entries.remove(sid) {
-      Some(e) => {
-        self.order.remove(&e.last_use);
-        self.bytes -= sid.len() + e.value.len();
-        true
-      }
-      None => false,
-    }
+  fn remove(&mut self, sid: &str) -> Option<Entry> {
+    let e = self.entries.remove(sid)?;
+    let order = if e.changed { &mut self.order } else { &mut self.fresh };
+    order.remove(&e.last_use);
+    self.bytes -= sid.len() + e.value.len();
+    Some(e)
   }
 
   fn insert(&mut self, sid: String, value: String, expires_at_ms: f64) {
-    self.remove(&sid);
+    let changed = self.remove(&sid).is_some_and(|old| old.changed || old.value != value);
     self.tick += 1;
     self.bytes += sid.len() + value.len();
-    self.order.insert(self.tick, sid.clone());
+    let order = if changed { &mut self.order } else { &mut self.fresh };
+    order.insert(self.tick, sid.clone());
     self.entries.insert(
       sid,
       Entry {
         value,
         expires_at_ms,
         last_use: self.tick,
+        changed,
       },
     );
   }
 
-  fn evict_oldest(&mut self) -> bool {
-    let Some((_, sid)) = self.order.pop_first() else {
+  /// The least recently used session that was never changed, else the least recently used;
+  /// never `keep`, the one just written (a new login's session must not vanish at once when
+  /// every other slot holds a changed session).
+  fn evict_oldest(&mut self, keep: &str) -> bool {
+    let from_fresh = self.fresh.first_key_value().is_some_and(|(_, sid)| sid != keep);
+    let popped = if from_fresh {
+      self.fresh.pop_first()
+    } else {
+      self.order.pop_first()
+    };
+    let Some((_, sid)) = popped else {
       return false;
     };
     if let Some(e) = self.entries.remove(&sid) {
@@ -129,7 +145,7 @@ impl MemoryBackend {
       expires_at_ms.unwrap_or(f64::INFINITY),
     );
     while self.max.is_some_and(|m| lru.entries.len() > m) || self.max_bytes.is_some_and(|m| lru.bytes > m) {
-      if !lru.evict_oldest() {
+      if !lru.evict_oldest(sid) {
         break;
       }
     }
@@ -258,6 +274,29 @@ mod tests {
       Some(Err(e)) => panic!("{}", e.detail),
       None => panic!("an inline backend must not wait"),
     }
+  }
+
+  #[test]
+  fn a_flood_of_new_sessions_evicts_untouched_ones_before_a_changed_one() {
+    let m = store(Some(3), None);
+    ok(m.set("user", r#"{"n":0}"#, later(), NOW));
+    ok(m.set("user", r#"{"n":0,"login":"zoe"}"#, later(), NOW)); // changed: a login
+    ok(m.set("same", "{}", later(), NOW));
+    ok(m.set("same", "{}", later(), NOW)); // written again unchanged: still untouched
+    for i in 0..1000 {
+      ok(m.set(&format!("anon{i}"), "{}", later(), NOW));
+    }
+    let mut ids = ok(m.ids(NOW));
+    ids.sort();
+    assert_eq!(ids, ["anon998", "anon999", "user"]);
+    // Once only changed sessions are left, the least recently used of them goes.
+    ok(m.set("anon998", "{\"x\":1}", later(), NOW));
+    ok(m.set("anon999", "{\"x\":1}", later(), NOW));
+    ok(m.set("last", "{}", later(), NOW));
+    ok(m.set("last2", "{}", later(), NOW));
+    let mut ids = ok(m.ids(NOW));
+    ids.sort();
+    assert_eq!(ids, ["anon998", "anon999", "last2"]);
   }
 
   #[test]
