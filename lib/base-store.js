@@ -90,7 +90,7 @@ class NativeBackedStore extends Store {
         if (Array.isArray(text)) [text, expiresAt] = text // an inline backend's answer
         if (text === null || text === undefined) return done(null, null)
         this._parse('get', text, (err, sess) => {
-          if (err) return this._unreadable(sid, err.message, done)
+          if (err) return this._unreadable(sid, parseFailure(err, text), done)
           this._reportExpiry(sess, expiresAt)
           const now = Date.now()
           if (hasExpired(sess, now - this._touchPadMs)) return done(null, null)
@@ -327,6 +327,8 @@ class NativeBackedStore extends Store {
    */
   _request (method, done, sid, text, at, now) {
     const big = text !== undefined && text.length > BATCH_MAX_CHARS
+    // Requests queued before it go first: Rust keeps call order per sid from the native call on.
+    if (big && this._batch !== null) this._flushBatch()
     if (this._inline || big || (this._batch === null && native.inFlight() === 0)) {
       if (method === 'get') return this._call(method, done, sid, now)
       if (method === 'destroy') return this._call(method, done, sid)
@@ -381,7 +383,10 @@ class NativeBackedStore extends Store {
       // Serialised once per request: the middleware already has the session's JSON.
       text = (this.serializer === JSON && serialised.has(sess) && wholeJson(sess, serialised.get(sess))) || this.serializer.stringify(sess)
     } catch (err) {
-      throw invalidInput(this._backend, op, `the session cannot be serialised: ${err.message}`)
+      // The first line only: V8's circular-structure text goes on to list the app's keys.
+      const e = invalidInput(this._backend, op, `the session cannot be serialised: ${String(err.message).split('\n')[0]}`)
+      e.cause = err
+      throw e
     }
     if (typeof text !== 'string') {
       throw invalidInput(this._backend, op, `the serializer returned ${typeof text}, not a string`)
@@ -444,7 +449,7 @@ class NativeBackedStore extends Store {
         continue
       }
       this._parse('all', text, (err, sess) => {
-        if (err) this._unreadable(sid, err.message, noop)
+        if (err) this._unreadable(sid, parseFailure(err, text), noop)
         else if (sess && typeof sess === 'object' && !hasExpired(sess, now)) {
           sess.id = sid
           sessions.push(sess)
@@ -520,6 +525,26 @@ function positiveOrUndefined (value, name, backend) {
     throw new TypeError(`ferrosession ${backend}: option ${name} must be a positive number, got ${String(value)}`)
   }
   return value
+}
+
+/**
+ * Why a stored value could not be parsed, in words that quote none of it: the errorLog line must
+ * not print users' session data (V8's JSON.parse messages quote the text around the error). Its
+ * length, and the position of the error where one can be told.
+ */
+function parseFailure (err, text) {
+  const length = typeof text === 'string' ? text.length : 0
+  const message = String((err && err.message) || '')
+  let position = /at position (\d+)/.exec(message)?.[1]
+  if (position === undefined && message.startsWith('Unexpected end of JSON input')) position = String(length)
+  if (position === undefined && typeof text === 'string') {
+    // "Unexpected token 'x', "...context..." is not valid JSON": find the context in the text.
+    const quoted = /^Unexpected token '([\s\S])', (\.\.\.)?"([\s\S]*?)"(?:\.\.\.)? is not valid JSON$/.exec(message)
+    const at = quoted ? text.indexOf(quoted[3]) + quoted[3].indexOf(quoted[1]) : -1
+    if (quoted && text.indexOf(quoted[3]) >= 0 && text[at] === quoted[1]) position = String(at)
+  }
+  const kind = err instanceof SyntaxError ? 'not valid JSON' : `the serializer's parse failed (${(err && err.name) || 'error'})`
+  return `${kind}, ${length} characters${position === undefined ? '' : `, error at position ${position}`}`
 }
 
 module.exports = { NativeBackedStore }

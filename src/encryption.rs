@@ -181,6 +181,27 @@ fn key_of(i: usize, k: &EncryptionKey) -> BackendResult<Aes256Gcm> {
   }
 }
 
+/// `text` with the cookie's `expires` set to `at_ms`, where the session starts with its cookie
+/// and the date is express-session's 24-character ISO text (as the backends' in-place touch
+/// requires); otherwise `text` as it is.
+fn with_cookie_expires(text: &str, at_ms: f64) -> String {
+  const HEAD: &str = "{\"cookie\":{";
+  const MARK: &str = "\"expires\":\"";
+  let date = crate::clock::iso_from_ms(at_ms);
+  let cookie_end = text.find('}').unwrap_or(0);
+  match text.find(MARK).map(|i| i + MARK.len()) {
+    Some(start)
+      if text.starts_with(HEAD)
+        && start < cookie_end
+        && date.len() == 24
+        && text.get(start + 23..start + 25) == Some("Z\"") =>
+    {
+      format!("{}{}{}", &text[..start], date, &text[start + 24..])
+    }
+    _ => text.to_string(),
+  }
+}
+
 fn stretch(secret: &[u8], salt: &[u8]) -> [u8; 32] {
   let mut out = [0u8; 32];
   pbkdf2::pbkdf2_hmac::<sha2::Sha256>(secret, salt, ROUNDS, &mut out);
@@ -239,8 +260,24 @@ impl Backend for Encrypted {
     self.inner.set(sid, &sealed, expires_at_ms, now_ms).await
   }
 
+  /// The expiry only, as for every store, where the backend keeps it on the JS clock. Where it
+  /// runs on the server's real clock (Redis's TTL), JS trusts the stored cookie's date over it
+  /// whenever the app's clock is faked, and the server cannot rewrite that date inside a sealed
+  /// value as it does in clear: so the session is opened, its cookie date moved, and sealed again.
+  /// Requests for one sid run in call order (`sid_order`), so no write of this process comes
+  /// between the read and the write; a session that is gone, or does not open, is left alone.
   async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
-    self.inner.touch(sid, expires_at_ms, now_ms).await
+    let (true, Some(at)) = (self.inner.expiry_on_real_clock(), expires_at_ms) else {
+      return self.inner.touch(sid, expires_at_ms, now_ms).await;
+    };
+    let Some(stored) = self.inner.get(sid, now_ms).await? else {
+      return Ok(()); // never recreated
+    };
+    let Ok(text) = self.sealer.open(sid, &stored.value) else {
+      return Ok(());
+    };
+    let sealed = self.sealer.seal(sid, &with_cookie_expires(&text, at))?;
+    self.inner.set(sid, &sealed, Some(at), now_ms).await
   }
 
   async fn destroy(&self, sid: &str) -> BackendResult<()> {
@@ -286,6 +323,9 @@ impl Backend for Encrypted {
   }
 
   async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
+    if self.inner.expiry_on_real_clock() && requests.iter().any(|r| matches!(r, Request::Touch { .. })) {
+      return None; // each through touch() above
+    }
     // A value that cannot be sealed sends the batch one by one (through set() above), so that
     // set fails alone.
     let sealed = requests
@@ -328,6 +368,23 @@ impl Backend for Encrypted {
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn the_cookie_date_is_moved_in_the_opened_session_only_where_it_is_express_sessions() {
+    let text = r#"{"cookie":{"originalMaxAge":1000,"expires":"2026-01-01T00:00:00.000Z","httpOnly":true},"v":"}"}"#;
+    let moved = with_cookie_expires(text, 1_767_225_600_500.0);
+    assert_eq!(
+      moved,
+      text.replace("2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.500Z")
+    );
+    for other in [
+      r#"{"v":1,"cookie":{"expires":"2026-01-01T00:00:00.000Z"}}"#,
+      r#"{"cookie":{"expires":null}}"#,
+      "{}",
+    ] {
+      assert_eq!(with_cookie_expires(other, 0.0), other);
+    }
+  }
 
   fn sealer(keys: &[&[u8]], plaintext: bool) -> Sealer {
     let options = EncryptionOptions {

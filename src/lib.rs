@@ -41,6 +41,7 @@ mod redis_connection;
 mod runtime;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod shared_pool;
+mod sid_order;
 mod signing;
 mod sql;
 #[cfg(feature = "sqlite")]

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use futures_util::future::join_all;
 use napi::bindgen_prelude::{Either6, Null};
 use napi_derive::napi;
 use tokio::time::Instant;
@@ -19,6 +20,7 @@ use crate::dispatch::{Dispatcher, Sender, Value, panic_error, spawn_guarded};
 use crate::error::{BackendError, BackendResult};
 use crate::health::Health;
 use crate::memory_backend::{MemoryBackend, MemoryOptions};
+use crate::sid_order::{self, Place, SidOrder};
 
 /// Request codes of `batch`. JS reads these constants; nothing else numbers requests.
 #[napi]
@@ -51,6 +53,19 @@ struct Core {
   sender: Sender,
   command_timeout: Duration,
   connect_timeout: Duration,
+  /// Call order per session id, across single requests and batches.
+  order: Arc<SidOrder>,
+}
+
+/// Who a request of a batch answers (its id and operation), and its place in its sid's line.
+type Head = (u32, &'static str, Option<Place>);
+
+/// A get/set/touch/destroy request as it came from JS, with its place in its sid's line.
+struct Entry {
+  id: u32,
+  op: u32,
+  place: Option<Place>,
+  request: BackendResult<Request>,
 }
 
 #[napi]
@@ -226,17 +241,22 @@ impl NativeStore {
   ) {
     let core = self.core.clone();
     let deadline = core.deadline();
-    let jobs: Vec<(u32, u32, String, String, f64, f64)> = ids
+    let entries: Vec<Entry> = ids
       .into_iter()
       .zip(ops)
       .zip(sids)
       .zip(values)
       .zip(expires_at_ms.into_iter().zip(now_ms))
-      .map(|((((id, op), sid), value), (at, now))| (id, op, sid, value, at, now))
+      .map(|((((id, op), sid), value), (at, now))| Entry {
+        id,
+        op,
+        place: core.place(&sid), // now, in call order
+        request: decode(op, sid, value, at, now),
+      })
       .collect();
     let fallback = core.clone();
-    let ids: Vec<u32> = jobs.iter().map(|job| job.0).collect();
-    let started = crate::runtime::spawn(async move { core.run_batch(jobs, deadline).await });
+    let ids: Vec<u32> = entries.iter().map(|e| e.id).collect();
+    let started = crate::runtime::spawn(async move { core.run_batch(entries, deadline).await });
     if !started {
       let err = BackendError::unavailable("the native runtime could not start its thread");
       for id in ids {
@@ -327,6 +347,7 @@ impl NativeStore {
         sender,
         command_timeout: defaults::command_timeout(command_ms),
         connect_timeout: defaults::connect_timeout(connect_ms),
+        order: Arc::new(SidOrder::default()),
       },
     })
   }
@@ -362,100 +383,77 @@ impl Core {
     }
   }
 
-  /// A batch: handed to the backend whole when it can do better than one by one (Redis sends
-  /// one pipeline), under the batch's deadline and a panic guard; otherwise request by request.
-  async fn run_batch(&self, jobs: Vec<(u32, u32, String, String, f64, f64)>, deadline: Instant) {
+  /// A request's place in its sid's line. None for an inline backend: its requests finish during
+  /// their own call, so they are always in call order.
+  fn place(&self, sid: &str) -> Option<Place> {
+    (!self.backend.runs_inline()).then(|| self.order.enter(sid))
+  }
+
+  /// A batch, in waves in which no sid appears twice (`sid_order::waves`), one after the other,
+  /// each after the requests before it on its sids. A wave goes to the backend's `run_batch`
+  /// (one pipeline, one statement per kind...) or, where it has none, as concurrent requests;
+  /// either way under the batch's deadline and a panic guard, with one answer per request.
+  async fn run_batch(&self, entries: Vec<Entry>, deadline: Instant) {
     let epoch = self.health.epoch();
     if self.health.is_closed() {
-      for (id, ..) in &jobs {
-        self.fail(*id, "batch", &BackendError::closed());
+      for entry in &entries {
+        self.fail(entry.id, "batch", &BackendError::closed());
       }
       return;
     }
-    let mut requests = Vec::with_capacity(jobs.len());
-    let mut answered_by: Vec<(u32, &'static str)> = Vec::with_capacity(jobs.len());
-    for (id, op, sid, value, at, now) in &jobs {
-      let expires_at_ms = if at.is_nan() { None } else { Some(*at) };
-      let request = match *op {
-        OP_GET => Request::Get {
-          sid: sid.clone(),
-          now_ms: *now,
-        },
-        OP_SET => Request::Set {
-          sid: sid.clone(),
-          value: value.clone(),
-          expires_at_ms,
-          now_ms: *now,
-        },
-        OP_TOUCH => Request::Touch {
-          sid: sid.clone(),
-          expires_at_ms,
-          now_ms: *now,
-        },
-        OP_DESTROY => Request::Destroy { sid: sid.clone() },
-        _ => {
-          self.fail(
-            *id,
-            "batch",
-            &BackendError::invalid(format!("unknown request code {op}")),
-          );
-          continue;
-        }
-      };
-      if !(now.is_finite() || *op == OP_DESTROY) || expires_at_ms.is_some_and(|at| !at.is_finite()) {
-        self.fail(
-          *id,
-          op_name(*op),
-          &BackendError::invalid("expiry and now must be finite numbers"),
-        );
-        continue;
+    let mut queued = Vec::with_capacity(entries.len());
+    for Entry { id, op, place, request } in entries {
+      match request {
+        Ok(request) => queued.push((id, op_name(op), request, place)),
+        Err(err) => self.fail(id, op_name(op), &err),
       }
-      requests.push(request);
-      answered_by.push((*id, op_name(*op)));
     }
-    let backend = self.backend.clone();
-    let whole = AssertUnwindSafe(tokio::time::timeout_at(deadline, backend.run_batch(&requests)))
-      .catch_unwind()
-      .await;
-    let results = match whole {
-      Ok(Ok(Some(results))) => results,
-      Ok(Ok(None)) => {
-        // One by one: each its own task, as if JS had called them separately.
-        for (id, op, sid, value, at, now) in jobs {
-          if answered_by.iter().any(|(i, _)| *i == id) {
-            match std::panic::catch_unwind(AssertUnwindSafe(|| {
-              self.run_coded(id, op, sid, value, at, now, deadline)
-            })) {
-              Ok(None) => {}
-              Ok(Some(value)) => self.sender.answer(id, Ok(value)), // an inline backend answered at once
-              Err(panic) => self.fail(id, "batch", &panic_error(&panic)),
-            }
+    let waves = sid_order::waves(queued.iter().map(|q| q.2.sid()));
+    let mut slots: Vec<_> = queued.into_iter().map(Some).collect();
+    for wave in waves {
+      let (mut heads, requests): (Vec<Head>, Vec<Request>) = wave
+        .iter()
+        .filter_map(|&i| slots.get_mut(i).and_then(Option::take))
+        .map(|(id, op, request, place)| ((id, op, place), request))
+        .unzip();
+      let backend = self.backend.clone();
+      let work = async {
+        for (_, _, place) in heads.iter_mut() {
+          if let Some(place) = place {
+            place.wait().await;
           }
         }
-        return;
-      }
-      Ok(Err(_elapsed)) => {
-        let err = BackendError::timeout(format!(
+        match backend.run_batch(&requests).await {
+          Some(results) => results,
+          None => join_all(requests.iter().map(|r| backend.run_one(r))).await,
+        }
+      };
+      let err = match AssertUnwindSafe(tokio::time::timeout_at(deadline, work))
+        .catch_unwind()
+        .await
+      {
+        Ok(Ok(results)) => {
+          let mut results = results.into_iter();
+          for (id, op, _place) in &heads {
+            let result = results
+              .next()
+              .unwrap_or_else(|| Err(BackendError::backend("the backend gave no answer to this request")));
+            self.conclude(*id, op, result.map(reply_value), epoch);
+          }
+          continue; // the wave's places are released here: the next wave may go
+        }
+        Ok(Err(_elapsed)) => BackendError::timeout(format!(
           "no answer within {} ms (commandTimeout)",
           self.command_timeout.as_millis()
-        ));
-        answered_by
-          .iter()
-          .for_each(|(id, op)| self.conclude(*id, op, Err(err.clone()), epoch));
-        return;
+        )),
+        Err(panic) => panic_error(&panic),
+      };
+      // This wave and every later one fail alike.
+      let rest = slots.iter_mut().filter_map(Option::take).map(|(id, op, ..)| (id, op));
+      for (id, op) in heads.iter().map(|(id, op, _)| (*id, *op)).chain(rest) {
+        self.conclude(id, op, Err(err.clone()), epoch);
       }
-      Err(panic) => {
-        let err = panic_error(&panic);
-        answered_by.iter().for_each(|(id, op)| self.fail(*id, op, &err));
-        return;
-      }
-    };
-    for ((id, op), result) in answered_by.into_iter().zip(results) {
-      let outcome = result.map(|reply| match reply {
-        Reply::Got(stored) => stored_value(stored),
-        Reply::Done => Value::Nothing,
-      });
-      self.conclude(id, op, outcome, epoch);
+      return;
     }
   }
 
@@ -493,7 +491,8 @@ impl Core {
     None
   }
 
-  /// One get/set/touch/destroy request, by its code (`at` NaN: never expires).
+  /// One get/set/touch/destroy request, by its code (`at` NaN: never expires), after the
+  /// requests JS made before it for the same sid.
   #[allow(clippy::too_many_arguments)]
   fn run_coded(
     &self,
@@ -505,47 +504,60 @@ impl Core {
     now: f64,
     deadline: Instant,
   ) -> Option<Value> {
-    let expires_at = if at.is_nan() { None } else { Some(at) };
-    let times_ok = now.is_finite() && expires_at.is_none_or(f64::is_finite);
-    let times = move || {
-      if times_ok {
-        Ok(())
-      } else {
-        Err(BackendError::invalid("expiry and now must be finite numbers"))
+    let mut place = self.place(&sid);
+    let request = decode(op, sid, value, at, now);
+    self.run(id, op_name(op), deadline, move |b| async move {
+      let request = request?;
+      if let Some(place) = place.as_mut() {
+        place.wait().await;
       }
-    };
-    match op {
-      OP_GET => self.run(id, "get", deadline, move |b| async move {
-        times()?;
-        Ok(stored_value(b.get(&sid, now).await?))
-      }),
-      OP_SET => self.run(id, "set", deadline, move |b| async move {
-        times()?;
-        b.set(&sid, &value, expires_at, now).await?;
-        Ok(Value::Nothing)
-      }),
-      OP_TOUCH => self.run(id, "touch", deadline, move |b| async move {
-        times()?;
-        b.touch(&sid, expires_at, now).await?;
-        Ok(Value::Nothing)
-      }),
-      OP_DESTROY => self.run(id, "destroy", deadline, move |b| async move {
-        b.destroy(&sid).await?;
-        Ok(Value::Nothing)
-      }),
-      _ => self.run(id, "batch", deadline, move |_| async move {
-        Err(BackendError::invalid(format!("unknown request code {op}")))
-      }),
-    }
+      let reply = b.run_one(&request).await;
+      drop(place); // done: the next request for this sid may go
+      reply.map(reply_value)
+    })
   }
 }
 
+/// A request from its code and fields, as both entries (one request, a batch) send them.
+/// `at` NaN: never expires; `now` may be NaN for a destroy, which compares no time.
+fn decode(op: u32, sid: String, value: String, at: f64, now: f64) -> BackendResult<Request> {
+  let expires_at_ms = if at.is_nan() { None } else { Some(at) };
+  if !matches!(op, OP_GET | OP_SET | OP_TOUCH | OP_DESTROY) {
+    return Err(BackendError::invalid(format!("unknown request code {op}")));
+  }
+  if !(now.is_finite() || op == OP_DESTROY) || expires_at_ms.is_some_and(|at| !at.is_finite()) {
+    return Err(BackendError::invalid("expiry and now must be finite numbers"));
+  }
+  Ok(match op {
+    OP_GET => Request::Get { sid, now_ms: now },
+    OP_SET => Request::Set {
+      sid,
+      value,
+      expires_at_ms,
+      now_ms: now,
+    },
+    OP_TOUCH => Request::Touch {
+      sid,
+      expires_at_ms,
+      now_ms: now,
+    },
+    _ => Request::Destroy { sid },
+  })
+}
+
+fn reply_value(reply: Reply) -> Value {
+  match reply {
+    Reply::Got(stored) => stored_value(stored),
+    Reply::Done => Value::Nothing,
+  }
+}
 fn op_name(op: u32) -> &'static str {
   match op {
     OP_GET => "get",
     OP_SET => "set",
     OP_TOUCH => "touch",
-    _ => "destroy",
+    OP_DESTROY => "destroy",
+    _ => "batch",
   }
 }
 

@@ -411,8 +411,25 @@ function runContract (backend) {
           expect(await reader.all()).toEqual([])
           expect(logged).toHaveLength(1)
           expect(logged[0].code).toBe('ESESSION_UNPARSABLE')
-          expect(logged[0].message).toMatch(new RegExp(`^ferrosession ${backend.errorName || backend.name} get: the stored session "u" cannot be read \\(not my format\\)`))
+          expect(logged[0].message).toMatch(new RegExp(`^ferrosession ${backend.errorName || backend.name} get: the stored session "u" cannot be read \\(the serializer's parse failed \\(Error\\), \\d+ characters\\)`))
           expect((await writer.get('u')).v).toBe('kept') // a wrong serializer deletes nobody's session
+        } finally {
+          await reader.close()
+        }
+      })
+
+      ifShared('the report quotes none of the stored text: only the sid\'s first characters, the length and the position', async () => {
+        const writer = stores.create({ serializer: { stringify: () => 'password=hunter2', parse: JSON.parse } })
+        // Tables whose column checks JSON (PostgreSQL json, MariaDB json, MongoDB documents) refuse
+        // to store it at all: nothing to report there.
+        if (await writer.set('leaky-sid-123', sessionData()).then(() => false, () => true)) return
+        const logged = []
+        const reader = backend.reopen(writer, { errorLog: (err) => logged.push(err) })
+        try {
+          expect(await reader.get('leaky-sid-123')).toBeNull()
+          expect(logged).toHaveLength(1)
+          expect(logged[0].message).not.toMatch(/hunter2|password|leaky-sid-123/)
+          expect(logged[0].message).toMatch(/"leaky-…" cannot be read \(not valid JSON, 16 characters, error at position 0\)/)
         } finally {
           await reader.close()
         }
@@ -562,6 +579,27 @@ function runContract (backend) {
         }
       })
 
+      test('under a fake clock, a touched session lives to its new expiry, not its old one', async () => {
+        const s = stores.create({ encryption: { keys: [key(3)] } })
+        const clock = fakeDate(Date.now() - 86400000) // an app's test, a day in the past
+        try {
+          const sess = sessionData(60000, { v: 'kept' })
+          await s.set('enc-touch', sess)
+          clock.tick(50000)
+          await Promise.all([s.touch('enc-touch', sessionData(60000, { v: 'kept' })), s.get('other')]) // alone and batched
+          await s.touch('enc-touch', sessionData(60000, { v: 'kept' }))
+          clock.tick(50000) // past the first expiry, well before the new one
+          const got = await s.get('enc-touch')
+          expect(got && got.v).toBe('kept')
+          expect(Date.parse(got.cookie.expires)).toBeGreaterThan(Date.now())
+          await s.destroy('enc-touch')
+          await s.touch('enc-touch', sessionData(60000)) // never recreates
+          expect(await s.get('enc-touch')).toBeNull()
+        } finally {
+          clock.uninstall()
+        }
+      })
+
       test('unusable keys are refused at construction, naming the problem', () => {
         expect(() => stores.create({ encryption: { keys: [Buffer.alloc(31)] } })).toThrow(/keys\[0\] is 31 bytes; a raw key is 32 bytes/)
         expect(() => stores.create({ encryption: { keys: ['short'] } })).toThrow(/passphrase shorter than 16 characters/)
@@ -608,6 +646,51 @@ function runContract (backend) {
         expect([...answers.values()].every((count) => count === 1)).toBe(true)
         expect(answers.size).toBe(2 * n)
       })
+    })
+
+    describe('call order per session id', () => {
+      // Requests for one sid made together take effect in the order they were made, whether they
+      // travel alone, in one batch, or split between a lone request and the batch after it.
+      const v = (n) => sessionData(60000, { v: n })
+      const got = async (s, sid) => { const g = await s.get(sid); return g && g.v }
+      // Each: what is stored before (nothing, or v1), the requests made together, and what a get
+      // must then see (or, for a get among them, what that get saw).
+      const SEQUENCES = {
+        'set then destroy ends absent': [null, (s, sid) => [s.set(sid, v(1)), s.destroy(sid)], null],
+        'destroy then set ends set': [1, (s, sid) => [s.destroy(sid), s.set(sid, v(2))], 2],
+        'set then set: the last wins': [null, (s, sid) => [s.set(sid, v(1)), s.set(sid, v(2))], 2],
+        'destroy then touch ends absent': [1, (s, sid) => [s.destroy(sid), s.touch(sid, v(1))], null],
+        'set then get: the get sees the set': [1, (s, sid) => [s.set(sid, v(2)), s.get(sid)], 2, 'get'],
+        'destroy then get: nothing': [1, (s, sid) => [s.destroy(sid), s.get(sid)], null, 'get']
+      }
+      const ROUNDS = 20
+      const modes = [
+        // Nothing else in flight: the first request goes alone, the next ones in a batch.
+        ['alone, then batched', () => []],
+        // 64 other requests in flight: everything goes in batches.
+        ['with 64 others in flight', (s, round) => Array.from({ length: 64 }, (_, i) => s.get(`other-${round}-${i}`))]
+      ]
+      const variants = [['plain', {}], ['encrypted', { encryption: { keys: [Buffer.alloc(32, 7)] } }]]
+      for (const [variant, options] of variants) {
+        for (const [mode, others] of modes) {
+          test(`${variant}, ${mode}: ${Object.keys(SEQUENCES).length} sequences x ${ROUNDS} rounds all in call order`, async () => {
+            const s = stores.create(options)
+            const wrong = []
+            for (let round = 0; round < ROUNDS; round++) {
+              for (const [name, [before, together, expected, seenBy]] of Object.entries(SEQUENCES)) {
+                const sid = `order-${round}-${name.split(' ').slice(0, 3).join('-')}`
+                if (before !== null) await s.set(sid, v(before))
+                const background = others(s, round)
+                const answers = await Promise.all(together(s, sid))
+                await Promise.all(background)
+                const seen = seenBy === 'get' ? answers[1] && answers[1].v : await got(s, sid)
+                if ((seen ?? null) !== expected) wrong.push(`${name} (round ${round}): ${seen} instead of ${expected}`)
+              }
+            }
+            expect(wrong).toEqual([])
+          }, 120000)
+        }
+      }
     })
 
     describe('close()', () => {
