@@ -9,8 +9,6 @@ const os = require('node:os')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 const { SqliteStore } = require('..')
-const { closedPort } = require('./support/backends')
-const { waitForPort } = require('./support/servers')
 
 const chromiumPath = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const haveChromium = fs.existsSync(chromiumPath)
@@ -21,15 +19,41 @@ if (!haveChromium) {
 const browserTest = haveChromium ? test : test.skip
 
 let dir = null // made only when the test runs
-let port, demo, browser
+let base, demo, browser
+let output = '' // what the demo printed, shown when a step fails
 
-async function startDemo () {
+/**
+ * Starts the demo on a port it picks itself (PORT=0) and resolves with its address, read from the
+ * line it prints: no port is chosen here and released for another process to take meanwhile.
+ */
+function startDemo () {
   demo = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'demo.js')], {
     cwd: dir, // the demo keeps sessions.sqlite in its working directory
-    env: { ...process.env, PORT: String(port), SESSION_STORE_URL: '' },
-    stdio: 'ignore'
+    env: { ...process.env, PORT: '0', SESSION_STORE_URL: '' },
+    stdio: ['ignore', 'pipe', 'pipe']
   })
-  await waitForPort(port)
+  const from = output.length // this run's lines only
+  return new Promise((resolve, reject) => {
+    const read = (d) => {
+      output += d
+      const listening = /demo on http:\/\/localhost:(\d+)/.exec(output.slice(from))
+      if (listening) resolve(`http://127.0.0.1:${listening[1]}`)
+    }
+    demo.stdout.on('data', read)
+    demo.stderr.on('data', (d) => { output += d })
+    demo.once('exit', (code) => reject(new Error(`the demo exited (${code}) before listening:\n${output}`)))
+  })
+}
+
+/** Runs a step of the test; if it fails, the failure also shows the page and the demo's output. */
+async function step (page, what, action) {
+  try {
+    return await action()
+  } catch (err) {
+    const html = await page.content().catch(() => '(no page)')
+    err.message = `${what}: ${err.message}\n--- page ---\n${html.slice(0, 2000)}\n--- demo output ---\n${output.slice(-2000)}`
+    throw err
+  }
 }
 
 function stopDemo () {
@@ -42,8 +66,7 @@ function stopDemo () {
 beforeAll(async () => {
   if (!haveChromium) return
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotest-demo-'))
-  port = await closedPort()
-  await startDemo()
+  base = await startDemo()
   const { chromium } = require('playwright-core')
   browser = await chromium.launch({
     executablePath: chromiumPath,
@@ -60,11 +83,12 @@ afterAll(async () => {
 
 browserTest('log in, count views, survive a restart, log out', async () => {
   const page = await (await browser.newContext()).newPage()
-  const base = `http://127.0.0.1:${port}`
+  page.setDefaultTimeout(30000)
   await page.goto(base)
   await page.fill('input[name=name]', 'Zoë')
-  await page.click('button[type=submit]')
-  expect(await page.textContent('#user')).toBe('Zoë')
+  // The login answers with a redirect to the page that names the user: wait for that page.
+  await step(page, 'logging in', () => Promise.all([page.waitForURL(`${base}/`), page.click('button[type=submit]')]))
+  expect(await step(page, 'the page after logging in', () => page.textContent('#user'))).toBe('Zoë')
   expect(await page.textContent('#views')).toBe('1')
   await page.reload()
   expect(await page.textContent('#views')).toBe('2')
@@ -77,16 +101,18 @@ browserTest('log in, count views, survive a restart, log out', async () => {
   expect(JSON.parse(await page.textContent('#stored')).views).toBe(2)
 
   await stopDemo()
-  await startDemo()
+  base = await startDemo() // perhaps on another port: cookies do not depend on the port
   await page.goto(base)
-  expect(await page.textContent('#user')).toBe('Zoë')
+  expect(await step(page, 'the page after the restart', () => page.textContent('#user'))).toBe('Zoë')
   expect(await page.textContent('#views')).toBe('3')
 
-  await page.click('text=Log out')
-  await page.waitForSelector('input[name=name]')
+  await step(page, 'logging out', async () => {
+    await page.click('text=Log out')
+    await page.waitForSelector('input[name=name]')
+  })
   expect(await page.context().cookies()).toEqual([]) // the browser no longer holds the cookie
   const store = new SqliteStore({ path: path.join(dir, 'sessions.sqlite'), cleanupInterval: 0 })
   expect(await store.get(sid)).toBeNull()
   expect(await store.length()).toBe(0)
   await store.close()
-}, 60000)
+}, 120000)

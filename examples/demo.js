@@ -69,7 +69,11 @@ app.post('/logout', (req, res, next) => {
 })
 
 const port = Number(process.env.PORT || 3000)
-const server = app.listen(port, () => console.log(`ferrosession demo on http://localhost:${port} (store: ${storeName})`))
+// PORT=0 takes any free port; the line below names the one taken. Express 5 also calls this on
+// a failure to listen (handled below): then it says nothing.
+const server = app.listen(port, (err) => {
+  if (!err) console.log(`ferrosession demo on http://localhost:${server.address().port} (store: ${storeName})`)
+})
 server.on('error', (err) => {
   const why = err.code === 'EADDRINUSE'
     ? `port ${port} is already in use; stop whatever uses it or pick another one: PORT=3001 npm run demo`
