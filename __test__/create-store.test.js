@@ -50,3 +50,47 @@ test('an unknown scheme is a clear error naming that scheme and the supported on
   expect(() => createStore('localhost')).toThrow(`unsupported store URL "localhost", which has no scheme; ${supported}`)
   expect(() => createStore(42)).toThrow(TypeError)
 })
+
+describe('unknown options are refused, with the closest known name', () => {
+  test.each([
+    [RedisStore, { prefx: 'app:' }, /unknown option 'prefx' for RedisStore; did you mean 'prefix'\?/],
+    [PostgresStore, { tableNme: 'x', pruneSessionInterval: false }, /unknown option 'tableNme' for PostgresStore; did you mean 'tableName'\?/],
+    [SqliteStore, { pth: 'x.sqlite' }, /unknown option 'pth' for SqliteStore; did you mean 'path'\?/],
+    [MemoryStore, { maxx: 10 }, /unknown option 'maxx' for MemoryStore; did you mean 'max'\?/],
+    [MongoStore, { mongoUrl: 'mongodb://127.0.0.1:1', colectionName: 'x' }, /unknown option 'colectionName' for MongoStore; did you mean 'collectionName'\?/],
+    [MySqlStore, { prefx: 'x' }, /options\.prefx is not a setting ferrosession knows for MySQL/]
+  ])('%p %p', (Store, options, message) => {
+    expect(() => new Store(options)).toThrow(message)
+  })
+
+  test('createStore refuses a typo, and leaves out what only other stores take (one options object for any URL)', async () => {
+    expect(() => createStore('memory:', { prefx: 'x' })).toThrow(/ferrosession createStore: unknown option 'prefx'; did you mean 'prefix'\?/)
+    const store = createStore('memory:', { createTableIfMissing: true, prefix: 'app:', max: 5 })
+    expect(store.max).toBe(5)
+    await store.close()
+  })
+
+  test('an earlier major\'s option that means nothing here is accepted, with one warning', async () => {
+    const emitted = jest.spyOn(process, 'emitWarning').mockImplementation(() => {})
+    try {
+      const stores = [new MemoryStore({ stale: true }), new MemoryStore({ stale: true })]
+      const warnings = emitted.mock.calls.map(([message]) => message).filter((m) => /option 'stale' is accepted and ignored/.test(m))
+      expect(warnings).toHaveLength(1)
+      await Promise.all(stores.map((s) => s.close()))
+    } finally {
+      emitted.mockRestore()
+    }
+  })
+
+  test('RedisStore host/port (connect-redis 3) are connection settings, never dropped', async () => {
+    const { connectionOf } = require('../lib/redis-settings')
+    expect(connectionOf({ host: '127.0.0.2', port: 7000 }).url).toBe('redis://127.0.0.2:7000/0')
+    expect(connectionOf({ host: '127.0.0.2', port: 7000, db: 2, pass: 'pw' }).url).toBe('redis://:pw@127.0.0.2:7000/2')
+    expect(() => new RedisStore({ url: 'redis://127.0.0.1:6379', host: '127.0.0.2' })).toThrow(/name two places to connect/)
+    // Used for real: a store pointed at 127.0.0.2:<nothing> fails there, not on 127.0.0.1:6379.
+    const store = new RedisStore({ host: '127.0.0.2', port: 1, connectTimeout: 500, commandTimeout: 1000 })
+    const err = await store.get('x').catch((e) => e)
+    expect(err.code).toBe('ESESSION_UNAVAILABLE')
+    await store.close()
+  })
+})

@@ -11,8 +11,9 @@ const { backends, storeFactory, sessionData, RUN } = require('./support/backends
 const RUNS = Number(process.env.FERROSESSION_PROPERTY_RUNS || 1000)
 // What one round trip costs on each backend's test server, next to Redis's: the properties that
 // reach the server run RUNS / cost cases, so every backend's file finishes in about the same time
-// (the MongoDB-compatible test server, in Python, answers about 20 times slower than Redis).
-const ROUND_TRIP_COST = { mongodb: 20, postgres: 4, postgres_knex: 4, mysql: 4, mysql_knex: 4 }
+// (measured at 10,000 cases: Redis, SQLite and memory 5-8 s per property, the SQL servers and
+// the Python MongoDB-compatible test server about 4 times that per case).
+const ROUND_TRIP_COST = { mongodb: 4, postgres: 4, postgres_knex: 4, mysql: 4, mysql_knex: 4 }
 const runsOn = (backend) => Math.max(100, Math.floor(RUNS / (ROUND_TRIP_COST[backend.name] || 1)))
 // Properties that create a table or a store per case run fewer cases.
 const heavyRunsOn = (backend) => Math.max(25, Math.floor(runsOn(backend) / 50))
@@ -134,7 +135,9 @@ for (const backend of Object.values(backends)) {
           if (expected !== null && typeof expected === 'object' && expected.cookie && expected.cookie.expires) {
             expect(back.v === null || typeof back.v === 'object').toBe(true) // it may already have expired
           } else {
-            expect(back.v).toEqual(expected)
+            // A stored value that is not an object (a number, a string, an array) is no session.
+            const isObject = expected !== null && typeof expected === 'object' && !Array.isArray(expected)
+            expect(back.v).toEqual(isObject ? expected : null)
           }
         }
         await s.close()
@@ -165,7 +168,7 @@ for (const backend of Object.values(backends)) {
         await fc.assert(fc.asyncProperty(fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }), async (name) => {
           let s
           try {
-            s = stores.create(backend.namespace ? backend.namespace(name) : { [option]: backend.name === 'redis' ? `ferrotest:hostile_redis:${RUN}:${name}` : name, createTableIfMissing: true })
+            s = stores.create(backend.namespace ? backend.namespace(name) : { [option]: backend.name === 'redis' ? `ferrotest:hostile_redis:${RUN}:${name}` : name, ...(backend.name === 'postgres' ? { createTableIfMissing: true } : {}) })
           } catch (err) {
             expect(err.message).toMatch(/ferrosession \w+ options: /)
             return

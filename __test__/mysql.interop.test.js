@@ -50,6 +50,7 @@ describe('express-mysql-session 3 on the same table', () => {
     expect(ours).toBeInstanceOf(MySQLStore)
     expect(ours).toBeInstanceOf(session.Store)
     expect(ours.state).toBe('INITIALIZED')
+    expect(ours.connection).toBe(pool) // express-mysql-session keeps what the app passed
     for (const method of ['onReady', 'clearExpiredSessions', 'close', 'all', 'length', 'clear']) expect(typeof ours[method]).toBe('function')
     expect(() => new MySqlStore({ schema: { columnNames: { sid: 'x' } } }, pool)).toThrow(
       'Unknown column specified ("sid"). Only the following columns are configurable: "session_id", "expires", "data". Please review the documentation to understand how to correctly use this option.')

@@ -151,6 +151,14 @@ describe('the anchors\' tables', () => {
     }
   })
 
+  test('onReady() resolves once the table exists, as express-mysql-session\'s does', async () => {
+    const store = track(new MySqlStore({ ...local(), schema: { tableName: 'ready_table' } }))
+    await store.onReady()
+    expect(store.state).toBe('INITIALIZED')
+    const [{ n }] = await inspect('SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = ? AND table_name = ?', [database, 'ready_table'])
+    expect(Number(n)).toBe(1)
+  })
+
   test('a session over max_allowed_packet is refused before it is sent (ESESSION_TOO_LARGE), fails alone and is no outage', async () => {
     const store = track(new MySqlStore({ ...local(), schema: { tableName: 'too_large' } }))
     const events = []

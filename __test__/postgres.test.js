@@ -242,7 +242,7 @@ describe('connection settings, in connect-pg-simple\'s order', () => {
   test('pool, then pgPromise, then conObject, then conString, then DATABASE_URL, then PG*', () => {
     const pool = { options: { host: 'h1', port: 5433, user: 'u', password: 'p', database: 'd', max: 7 } }
     expect(connectionOf({ pool, conString: 'postgres://x/y' })).toMatchObject({ host: 'h1', port: 5433, database: 'd', poolSize: 7 })
-    expect(connectionOf({ pgPromise: { $cn: 'postgres://cn/db' } })).toEqual({ connectionString: 'postgres://cn/db', source: 'the pgPromise option' })
+    expect(connectionOf({ pgPromise: { $cn: 'postgres://cn/db', any () {} } })).toEqual({ connectionString: 'postgres://cn/db', source: 'the pgPromise option' })
     expect(connectionOf({ conObject: { host: 'h2' }, conString: 'postgres://x/y' })).toMatchObject({ host: 'h2' })
     expect(connectionOf({ conString: 'postgres://x/y' })).toEqual({ connectionString: 'postgres://x/y', source: 'the conString option' })
     process.env.DATABASE_URL = 'postgres://env/db'
@@ -264,5 +264,17 @@ describe('connection settings, in connect-pg-simple\'s order', () => {
     } finally {
       await store.close()
     }
+  })
+})
+
+describe('objects that name a connection are read or refused, never ignored', () => {
+  test.each([
+    [{ pgPromise: {} }, /`pgPromise` config must point to an existing and configured instance of pg-promise/],
+    [{ pgPromise: null }, /`pgPromise` config must point to an existing and configured instance of pg-promise/],
+    [{ pool: {} }, /option pool must be a pg.Pool/],
+    [{ pool: 'postgres://elsewhere' }, /option pool must be a pg.Pool/]
+  ])('%p is a TypeError, not a connection to the default database', (options, message) => {
+    expect(() => new PostgresStore({ ...options, pruneSessionInterval: false })).toThrow(TypeError)
+    expect(() => new PostgresStore({ ...options, pruneSessionInterval: false })).toThrow(message)
   })
 })

@@ -69,3 +69,16 @@ describe('pointed at something that is not Redis', () => {
     }
   })
 })
+
+describe('objects that name a connection are read or refused, never ignored', () => {
+  test.each([[{}], [{ connect () {} }]])('client: %p is a TypeError, not a connection to 127.0.0.1:6379', (client) => {
+    expect(() => new RedisStore({ client })).toThrow(/option client is not a node-redis or ioredis client/)
+  })
+
+  test('the client the app passed is the store\'s client property, as in connect-redis', () => {
+    const client = keep(createClient({ url: 'redis://127.0.0.2:6399' }))
+    const store = new RedisStore({ client })
+    expect(store.client).toBe(client)
+    return store.close()
+  })
+})

@@ -91,6 +91,7 @@ class NativeBackedStore extends Store {
         if (text === null || text === undefined) return done(null, null)
         this._parse('get', text, (err, sess) => {
           if (err) return this._unreadable(sid, parseFailure(err, text), done)
+          if (!isSession(sess)) return this._unreadable(sid, notASession(sess), done)
           this._reportExpiry(sess, expiresAt)
           const now = Date.now()
           if (hasExpired(sess, now - this._touchPadMs)) return done(null, null)
@@ -156,13 +157,24 @@ class NativeBackedStore extends Store {
     })
   }
 
-  /** Every live session, each with its `id` (connect-redis's shape). */
+  /** Every live session, in the anchor's shape (`_allShaped`). */
   all (cb) {
     return this._run('all', cb, (done) => {
       this._call('all', (err, flat) => {
         if (err) return done(err)
-        this._parseAll(flat, done)
+        this._parseAll(flat, (err, pairs) => done(err, err ? undefined : this._allShaped(pairs)))
       }, Date.now())
+    })
+  }
+
+  /**
+   * `all()`'s answer from `[sid, session]` pairs: connect-redis's shape, an array of sessions
+   * each with its `id`. Stores whose anchor answers an object keyed by sid override it.
+   */
+  _allShaped (pairs) {
+    return pairs.map(([sid, sess]) => {
+      sess.id = sid
+      return sess
     })
   }
 
@@ -435,11 +447,11 @@ class NativeBackedStore extends Store {
   }
 
   _parseAll (flat, done) {
-    const sessions = []
+    const pairs = []
     let waiting = flat.length / 2
-    if (waiting === 0) return done(null, sessions)
+    if (waiting === 0) return done(null, pairs)
     const now = Date.now()
-    const settle = () => { if (--waiting === 0) done(null, sessions) }
+    const settle = () => { if (--waiting === 0) done(null, pairs) }
     for (let i = 0; i < flat.length; i += 2) {
       const sid = flat[i]
       const text = flat[i + 1]
@@ -450,10 +462,8 @@ class NativeBackedStore extends Store {
       }
       this._parse('all', text, (err, sess) => {
         if (err) this._unreadable(sid, parseFailure(err, text), noop)
-        else if (sess && typeof sess === 'object' && !hasExpired(sess, now)) {
-          sess.id = sid
-          sessions.push(sess)
-        }
+        else if (!isSession(sess)) this._unreadable(sid, notASession(sess), noop)
+        else if (!hasExpired(sess, now)) pairs.push([sid, sess])
         settle()
       })
     }
@@ -525,6 +535,15 @@ function positiveOrUndefined (value, name, backend) {
     throw new TypeError(`ferrosession ${backend}: option ${name} must be a positive number, got ${String(value)}`)
   }
   return value
+}
+
+/** A session is an object: a stored string, number, boolean, array or null is not one. */
+function isSession (value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+function notASession (value) {
+  return `the stored value is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}, not a session object`
 }
 
 /**

@@ -5,6 +5,7 @@
 // `memorystore` where they make sense: its `ttl` is in milliseconds.
 
 const { NativeBackedStore } = require('./base-store')
+const { checkOptions } = require('./options')
 const { openNative } = require('./native')
 const { DAY_SECONDS } = require('./expiry')
 
@@ -12,6 +13,7 @@ const DEFAULT_MAX = 100000
 
 class MemoryStore extends NativeBackedStore {
   constructor (options = {}) {
+    checkOptions(options, 'memory', 'MemoryStore')
     super('memory', options)
     this.max = options.max === undefined ? DEFAULT_MAX : (options.max === Infinity ? undefined : options.max)
     if (this.max !== undefined && (!Number.isInteger(this.max) || this.max < 1)) {
@@ -22,6 +24,13 @@ class MemoryStore extends NativeBackedStore {
     this.checkPeriod = options.checkPeriod || 0
     this._schedulePruning(this.checkPeriod)
     this._attach(openNative('memory', this._storeId, { max: this.max, maxBytes: this.maxBytes }))
+  }
+
+  /** express-session's MemoryStore answers all() with an object keyed by sid (no prototype). */
+  _allShaped (pairs) {
+    const sessions = Object.create(null)
+    for (const [sid, sess] of pairs) sessions[sid] = sess
+    return sessions
   }
 
   /** memorystore's name for stopping the sweep. */

@@ -5,6 +5,7 @@
 
 const assert = require('node:assert/strict')
 const { NativeBackedStore } = require('./base-store')
+const { checkOptions } = require('./options')
 const { openNative } = require('./native')
 const { fromUrlAndOptions, fromClient } = require('./mongo-settings')
 const { withFactoryShape } = require('./factory-shape')
@@ -42,6 +43,7 @@ function documentSerializer (ignoreUndefined) {
 
 class MongoStore extends NativeBackedStore {
   constructor (options = {}) {
+    checkOptions(options, 'mongodb', 'MongoStore')
     assert(options.mongoUrl || options.clientPromise || options.client, 'You must provide either mongoUrl|clientPromise|client in options')
     assert(options.createAutoRemoveIdx === null || options.createAutoRemoveIdx === undefined, 'options.createAutoRemoveIdx has been reverted to autoRemove and autoRemoveInterval')
     assert(!options.autoRemoveInterval || options.autoRemoveInterval <= 71582, 'autoRemoveInterval is too large. options.autoRemoveInterval is in minutes but not seconds nor mills')
@@ -101,6 +103,11 @@ class MongoStore extends NativeBackedStore {
   set (sid, sess, cb) { return super.set(this._storageId(sid), sess, cb) }
   touch (sid, sess, cb) { return super.touch(this._storageId(sid), sess, cb) }
   destroy (sid, cb) { return super.destroy(this._storageId(sid), cb) }
+
+  /** connect-mongo's clear() calls back with no value (other stores answer how many went). */
+  clear (cb) {
+    return this._run('clear', cb, (done) => this._call('clear', (err) => done(err)))
+  }
 
   /** connect-mongo's `transformId`: the `_id` a session is stored under. */
   _storageId (sid) {

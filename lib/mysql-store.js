@@ -5,6 +5,7 @@
 // then connected to natively), or from a mysql:// URL.
 
 const { NativeBackedStore } = require('./base-store')
+const { COMMON, STORE_OPTIONS: OPTIONS_OF } = require('./options')
 const { openNative } = require('./native')
 const { nativeOf, fromConnection, fromUrl } = require('./mysql-settings')
 const { withFactoryShape } = require('./factory-shape')
@@ -14,10 +15,10 @@ const DEFAULT_COLUMNS = { session_id: 'session_id', expires: 'expires', data: 'd
 /** Pooled connections idle this long are closed (as PostgresStore and RedisStore do). */
 const DEFAULT_IDLE_MS = 10000
 /** The store's own options (express-mysql-session's and ours); the rest are connection settings. */
-const STORE_OPTIONS = new Set(['schema', 'createDatabaseTable', 'clearExpired', 'checkExpirationInterval', 'expiration',
-  'endConnectionOnClose', 'disableTouch', 'charset', 'serializer', 'maxSize', 'commandTimeout', 'errorLog', 'url',
-  'layout', 'tableName', 'sidFieldName', 'createTable', 'cleanupInterval', 'onDbCleanupError', 'poolSize',
-  'pruneRandomizedInterval', 'ttl', 'connectTimeout', 'touchAfter', 'encryption', 'tablename', 'sidfieldname', 'createtable', 'clearInterval', 'disableDbCleanup', 'knex'])
+const STORE_OPTIONS = new Set([...COMMON, ...OPTIONS_OF.mysql])
+
+/** A sid no session can have (uid-safe never makes it): reading it changes nothing. */
+const READY_PROBE_SID = '\u0000ferrosession:ready'
 
 class MySqlStore extends NativeBackedStore {
   constructor (options = {}, connection = undefined) {
@@ -95,13 +96,30 @@ class MySqlStore extends NativeBackedStore {
     this._readyPromise = null
   }
 
-  /** express-mysql-session's: resolves once the table is there (and the server answers). */
+  /**
+   * express-mysql-session's: resolves once the server answers and, with createDatabaseTable,
+   * the table exists (a read of a sid that cannot be stored makes the store create it).
+   */
   onReady () {
     if (!this._readyPromise) {
-      this._readyPromise = this.ready().then(() => { this.state = 'INITIALIZED' })
+      this._readyPromise = this.ready()
+        .then(() => this.get(READY_PROBE_SID))
+        .then(() => { this.state = 'INITIALIZED' })
       this._readyPromise.catch(() => {}) // the caller's own .then/.catch sees the failure
     }
     return this._readyPromise
+  }
+
+  /**
+   * express-mysql-session answers all() with an object keyed by sid; on the knex layout the
+   * anchor is connect-session-knex, which answers an array.
+   */
+  _allShaped (pairs) {
+    if (this.options.layout === 'knex') return super._allShaped(pairs)
+    const sessions = {}
+    // defineProperty: a sid such as "__proto__" is a key like any other, not the prototype.
+    for (const [sid, sess] of pairs) Object.defineProperty(sessions, sid, { value: sess, enumerable: true, writable: true, configurable: true })
+    return sessions
   }
 
   /** express-mysql-session's name for prune(). */

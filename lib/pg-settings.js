@@ -108,10 +108,19 @@ function fromPgConfig (c, where) {
 function connectionOf (options, env = process.env) {
   let settings
   let source
-  if (options.pool) {
-    settings = fromPgConfig(options.pool.options || {}, 'pool.options')
+  if (options.pool !== undefined) {
+    const pool = options.pool
+    // Read, or refused: never a silent connection to the default database instead.
+    if (!pool || typeof pool !== 'object' || !pool.options || typeof pool.options !== 'object') {
+      throw new TypeError('ferrosession postgres: option pool must be a pg.Pool (its options are read to connect natively)')
+    }
+    settings = fromPgConfig(pool.options, 'pool.options')
     source = 'the pool option (a pg.Pool)'
-  } else if (options.pgPromise) {
+  } else if (options.pgPromise !== undefined) {
+    if (!options.pgPromise || typeof options.pgPromise.any !== 'function') {
+      // connect-pg-simple's own words.
+      throw new TypeError('`pgPromise` config must point to an existing and configured instance of pg-promise pointing at your database')
+    }
     const cn = options.pgPromise.$cn
     settings = typeof cn === 'string' ? { connectionString: cn } : fromPgConfig(cn || {}, 'pgPromise.$cn')
     source = 'the pgPromise option'

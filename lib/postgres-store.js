@@ -4,6 +4,7 @@
 // existing pg.Pool), `pgPromise`, `conObject`, `conString`, `DATABASE_URL`, then libpq's PG*
 // environment variables; the store reads them and connects natively.
 
+const { checkOptions } = require('./options')
 const { NativeBackedStore } = require('./base-store')
 const { openNative } = require('./native')
 const { normaliseTtl } = require('./expiry')
@@ -15,6 +16,7 @@ const DEFAULT_IDLE_MS = 10000
 
 class PostgresStore extends NativeBackedStore {
   constructor (options = {}) {
+    checkOptions(options, 'postgres', 'PostgresStore')
     super('postgres', options)
     if (options.layout !== undefined && options.layout !== 'knex' && options.layout !== 'connect-pg-simple') {
       throw new TypeError(`ferrosession postgres: option layout must be 'connect-pg-simple' or 'knex', got ${String(options.layout)}`)

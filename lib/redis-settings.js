@@ -121,7 +121,10 @@ function fromClient (client) {
 
 /** node-redis keeps `options.url` / `options.socket`; ioredis keeps flat `options.host`/`port`/`db`. */
 function fromSingleClient (client) {
-  const o = client.options || client._options || {}
+  const o = client.options || client._options
+  if (!o || typeof o !== 'object') {
+    throw refuse('option client', 'is not a node-redis or ioredis client (it has no options to read); pass url: \'redis://...\' instead')
+  }
   const socket = o.socket || {}
   const tlsOptions = typeof o.tls === 'object' && o.tls ? o.tls : socket
   let url
@@ -145,10 +148,17 @@ function fromSingleClient (client) {
 
 /** Where the store connects: `url`, else `cluster`, else `sentinel`, else `client`, else localhost. */
 function connectionOf (options) {
-  const given = ['url', 'cluster', 'sentinel'].filter((k) => options[k])
-  if (given.length > 1) throw refuse(`options ${given.join(' and ')}`, 'name two places to connect; give one')
+  // connect-redis 3's connection settings (host, port, db, pass): honoured, never dropped.
+  const parts = ['host', 'port', 'db', 'password', 'pass', 'username'].filter((k) => options[k] !== undefined)
+  const given = ['url', 'cluster', 'sentinel', 'client'].filter((k) => options[k]).concat(parts.length ? ['host/port'] : [])
+  if (given.length > 1 && !(given.length === 2 && given.includes('client') && !parts.length)) {
+    throw refuse(`options ${given.join(' and ')}`, 'name two places to connect; give one')
+  }
   let c
-  if (options.url) c = { url: options.url, tls: {}, keyPrefix: '' }
+  if (parts.length) {
+    if (options.port !== undefined && !(Number.isInteger(Number(options.port)) && Number(options.port) > 0)) throw refuse('option port', `must be a port number, got ${String(options.port)}`)
+    c = { url: nodeUrl({ host: options.host ?? '127.0.0.1', port: options.port ?? 6379, db: options.db ?? 0, username: options.username, password: options.password ?? options.pass }), tls: {}, keyPrefix: '' }
+  } else if (options.url) c = { url: options.url, tls: {}, keyPrefix: '' }
   else if (options.cluster) c = fromClusterOption(options.cluster)
   else if (options.sentinel) c = fromSentinelOption(options.sentinel)
   else if (options.client) c = fromClient(options.client)

@@ -9,12 +9,14 @@ const { NativeBackedStore } = require('./base-store')
 const { openNative } = require('./native')
 const { normaliseTtl } = require('./expiry')
 const { connectionOf } = require('./redis-settings')
+const { checkOptions } = require('./options')
 
 /** The connection is closed after this long without a request (it reopens on the next one). */
 const DEFAULT_IDLE_MS = 10000
 
 class RedisStore extends NativeBackedStore {
   constructor (options = {}) {
+    checkOptions(options, 'redis', 'RedisStore')
     super('redis', options)
     const connection = connectionOf(options)
     this.client = options.client

@@ -4,6 +4,7 @@
 // keeps working. WAL and a busy timeout let several Node processes (cluster, PM2) share a file.
 
 const path = require('node:path')
+const { checkOptions } = require('./options')
 const { NativeBackedStore } = require('./base-store')
 const { openNative } = require('./native')
 const { normaliseTtl } = require('./expiry')
@@ -12,6 +13,7 @@ const DEFAULT_FILE = 'sessions.sqlite'
 
 class SqliteStore extends NativeBackedStore {
   constructor (options = {}) {
+    checkOptions(options, 'sqlite', 'SqliteStore')
     super('sqlite', options)
     // connect-session-knex v4 spelled these in lower case; accept both.
     const file = options.path ?? DEFAULT_FILE

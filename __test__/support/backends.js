@@ -175,6 +175,7 @@ const backends = {
 
   mysql: {
     name: 'mysql',
+    allShape: 'object', // express-mysql-session's all(): an object keyed by sid
     // express-mysql-session's table keeps whole seconds (Math.round): a session without a cookie
     // expiry lives up to half a second longer than its ttl.
     granularityMs: 1000,
@@ -225,6 +226,7 @@ const backends = {
 
   mongodb: {
     name: 'mongodb',
+    clearAnswers: 'nothing', // connect-mongo's clear() calls back with no value
     namespace: (name) => ({ collectionName: name }),
     create (suite, options = {}) {
       return new MongoStore({ mongoUrl: mongoUrl(), dbName: `ferrotest_${suite}_${RUN}`, collectionName: `c_${uniq()}`, ...options })
@@ -267,6 +269,7 @@ const backends = {
 
   memory: {
     name: 'memory',
+    allShape: 'object', // express-session's MemoryStore all(): an object keyed by sid
     // memorystore's ttl is in milliseconds.
     ttlScale: 1000,
     create (suite, options = {}) {
@@ -346,4 +349,9 @@ function fakeDate (now = Date.now()) {
   return { tick: (ms) => clock.tick(ms), uninstall: () => clock.uninstall() }
 }
 
-module.exports = { backends, mongoUrl, storeFactory, sessionData, sleep, fakeDate, runInNode, childTmp, closedPort, mysqlServer, mysqlSql, RUN, REDIS_URL, DATABASE_URL, MYSQL_URL }
+/** all()'s answer as an array of sessions with their ids, whichever shape the store answers in. */
+function sessionsOf (all) {
+  return Array.isArray(all) ? all : Object.keys(all).map((id) => ({ ...all[id], id }))
+}
+
+module.exports = { sessionsOf, backends, mongoUrl, storeFactory, sessionData, sleep, fakeDate, runInNode, childTmp, closedPort, mysqlServer, mysqlSql, RUN, REDIS_URL, DATABASE_URL, MYSQL_URL }
