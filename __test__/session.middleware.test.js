@@ -802,3 +802,48 @@ describe('ferrosession only: where express-session is unsafe', () => {
     expect(await storeSize(store)).toBe(0)
   }, 30000)
 })
+
+test('express-session aliased to ferrosession\'s middleware (npm alias, overrides) loads and serves sessions', async () => {
+  // An app whose node_modules has ferrosession, and an express-session that re-exports its
+  // session(): the two require each other while loading.
+  const fs = require('node:fs')
+  const os = require('node:os')
+  const path = require('node:path')
+  const { spawnSync } = require('node:child_process')
+  const root = path.join(__dirname, '..')
+  const app = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotest-alias-'))
+  try {
+    const modules = path.join(app, 'node_modules')
+    fs.mkdirSync(modules)
+    for (const name of fs.readdirSync(path.join(root, 'node_modules'))) {
+      if (name !== 'express-session' && !name.startsWith('.')) fs.symlinkSync(path.join(root, 'node_modules', name), path.join(modules, name))
+    }
+    const own = path.join(modules, 'ferrosession')
+    fs.mkdirSync(own)
+    for (const entry of fs.readdirSync(root)) {
+      if (['index.js', 'binding.js', 'package.json', 'lib'].includes(entry) || entry.endsWith('.node')) fs.symlinkSync(path.join(root, entry), path.join(own, entry))
+    }
+    fs.mkdirSync(path.join(modules, 'express-session'))
+    fs.writeFileSync(path.join(modules, 'express-session', 'package.json'), '{"name":"express-session","main":"index.js"}')
+    fs.writeFileSync(path.join(modules, 'express-session', 'index.js'), "module.exports = require('ferrosession').session\n")
+    const script = `
+      const session = require('express-session')
+      const express = require('express')
+      const store = new session.MemoryStore()
+      const server = express().use(session({ secret: 'x', resave: false, saveUninitialized: false, store }))
+        .get('/', (req, res) => { req.session.n = (req.session.n || 0) + 1; res.send(String(req.session.n)) })
+        .listen(0, async () => {
+          const url = 'http://127.0.0.1:' + server.address().port
+          const first = await fetch(url)
+          const cookie = first.headers.get('set-cookie').split(';')[0]
+          const second = await fetch(url, { headers: { cookie } })
+          console.log(JSON.stringify([await first.text(), await second.text(), store instanceof session.Store]))
+          server.close(() => store.close())
+        })`
+    const run = spawnSync(process.execPath, ['--preserve-symlinks', '-e', script], { cwd: app, encoding: 'utf8', timeout: 20000 })
+    expect(run.stderr).toBe('')
+    expect(JSON.parse(run.stdout.trim())).toEqual(['1', '2', true])
+  } finally {
+    fs.rmSync(app, { recursive: true, force: true })
+  }
+})

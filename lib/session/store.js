@@ -14,11 +14,18 @@ const Session = require('./session')
  * switch only their store expect. Every method used is defined here either way.
  */
 const Base = (() => {
+  let theirs
   try {
-    return require('express-session').Store
+    const module = require('express-session')
+    // Read as an own property: reading a missing one off a module still loading makes Node warn.
+    const own = module && Object.getOwnPropertyDescriptor(module, 'Store')
+    theirs = own && own.value
   } catch {
     return EventEmitter
   }
+  // express-session may be this very middleware under its name (an npm alias, `overrides`): its
+  // Store is then ours, or not defined yet while the two modules load each other.
+  return typeof theirs === 'function' && theirs.ferrosession !== true ? theirs : EventEmitter
 })()
 
 function Store () {
@@ -26,6 +33,8 @@ function Store () {
 }
 
 util.inherits(Store, Base)
+/** Tells this class from express-session's own (see Base). */
+Object.defineProperty(Store, 'ferrosession', { value: true })
 
 /** Destroys the request's session and generates a new one (through `generate`, set by session()). */
 Store.prototype.regenerate = function (req, fn) {
