@@ -95,11 +95,19 @@ class NativeBackedStore extends Store {
           this._reportExpiry(sess, expiresAt)
           const now = Date.now()
           if (hasExpired(sess, now - this._touchPadMs)) return done(null, null)
-          if (this._touchPadMs > 0) this._rememberExpiry(sid, sess)
+          if (this._touchPadMs > 0) this._rememberExpiry(sid, sess, expiresAt)
           done(null, sess)
         })
       }, sid, undefined, undefined, now)
     })
+  }
+
+  /**
+   * Whether an expiry the backend reported means something on the app's clock: a TTL counted in
+   * real time (Redis) does only while that clock is the real one.
+   */
+  _reportedExpiryUsable () {
+    return !this._realClockExpiry || Math.abs(Date.now() - binding.realNowMs()) <= 20
   }
 
   /**
@@ -112,7 +120,7 @@ class NativeBackedStore extends Store {
     if (!(expiresAt > 0) || !sess || typeof sess !== 'object' || !sess.cookie || !sess.cookie.expires) return
     // A TTL counted in real time (Redis) maps onto the JS clock only while that clock is real: a
     // test that fakes it keeps the stored cookie's expiry, which touch keeps current.
-    if (this._realClockExpiry && Math.abs(Date.now() - binding.realNowMs()) > 20) return
+    if (!this._reportedExpiryUsable()) return
     const stored = new Date(sess.cookie.expires).getTime()
     if (!(expiresAt > stored + this._precision)) return
     sess.cookie.expires = typeof sess.cookie.expires === 'string' ? new Date(expiresAt).toISOString() : new Date(expiresAt)
@@ -310,8 +318,11 @@ class NativeBackedStore extends Store {
   }
 
   /** What a get learnt of the stored copy's expiry, for the touch that follows it (touchAfter). */
-  _rememberExpiry (sid, sess) {
-    const at = cookieExpiresMs(sess)
+  _rememberExpiry (sid, sess, reported) {
+    let at = cookieExpiresMs(sess)
+    // A browser-session cookie promises no date: the stored copy's expiry is the one the backend
+    // reported (less its granularity), where it runs on the app's clock.
+    if (!Number.isFinite(at) && reported > 0 && this._reportedExpiryUsable()) at = reported - this._precision
     if (!Number.isFinite(at)) return
     if (this._knownExpiry.size >= KNOWN_EXPIRY_MAX) this._knownExpiry.clear() // only costs touches
     this._knownExpiry.set(sid, at)

@@ -520,6 +520,23 @@ function runContract (backend) {
         }
       })
 
+      test('a browser-session cookie (no expires) too: a touch within touchAfter of the last write sends nothing', async () => {
+        const s = stores.create({ touchAfter: 10, ttl: 60 })
+        const sess = { cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' }, v: 'browser' }
+        await s.set('browser', sess)
+        const sent = []
+        const request = s._request
+        s._request = function (method, ...rest) { sent.push(method); return request.call(this, method, ...rest) }
+        try {
+          const got = await s.get('browser')
+          expect(got.v).toBe('browser')
+          await s.touch('browser', got) // right after the write: within touchAfter
+          expect(sent).toEqual(['get'])
+        } finally {
+          s._request = request
+        }
+      })
+
       test('touchAfter must be a number of seconds', () => {
         expect(() => stores.create({ touchAfter: -1 })).toThrow(/option touchAfter must be a number of seconds/)
         expect(() => stores.create({ touchAfter: '10' })).toThrow(/option touchAfter/)
