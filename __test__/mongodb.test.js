@@ -272,3 +272,39 @@ describe("connect-mongo's encrypted sessions", () => {
     expect((await a.get('w')).v).toBe('rewritten')
   })
 })
+
+describe('connect-mongo\'s events', () => {
+  test('the same events as connect-mongo, with the same arguments, alone and batched', async () => {
+    const collection = collectionName()
+    const events = {}
+    const record = (store, into) => {
+      for (const name of ['create', 'update', 'set', 'get', 'touch', 'destroy', 'all']) {
+        store.on(name, (...args) => into.push([name, ...args.map((a) => (Array.isArray(a) ? `[${a.length}]` : typeof a === 'object' ? 'session' : a))]))
+      }
+    }
+    const seen = (store) => { events[store] = []; return events[store] }
+    for (const [name, store] of [['theirs', await theirs({ collectionName: collection + '_t' })], ['ours', ours({ collectionName: collection })]]) {
+      const into = seen(name)
+      record(store, into)
+      const sess = sessionData(60000, { v: 1 })
+      // connect-mongo takes callbacks only.
+      const call = (method, ...args) => new Promise((resolve, reject) => store[method](...args, (err, value) => (err ? reject(err) : resolve(value))))
+      await call('set', 'a', sess)
+      await call('set', 'a', sess)
+      await call('get', 'a')
+      await call('touch', 'a', sess)
+      await call('all')
+      await call('destroy', 'a')
+      expect(await call('clear')).toBeUndefined()
+    }
+    expect(events.ours).toEqual(events.theirs)
+    expect(events.ours).toEqual([['create', 'a'], ['set', 'a'], ['update', 'a'], ['set', 'a'], ['get', 'a'], ['touch', 'a', 'session'], ['all', '[1]'], ['destroy', 'a']])
+    // Batched (in one update command): each set still tells an insert from an update.
+    const s = ours({ collectionName: collection + '_b' })
+    await s.set('old', sessionData())
+    const into = []
+    record(s, into)
+    await Promise.all([s.set('old', sessionData()), s.set('new1', sessionData()), s.set('new2', sessionData())])
+    expect(into.filter(([name]) => name === 'create' || name === 'update').sort()).toEqual([['create', 'new1'], ['create', 'new2'], ['update', 'old']])
+  })
+})

@@ -93,8 +93,9 @@ describe('redis, on a private server', () => {
     expect(events).toEqual([])
   })
 
-  test('keys under the prefix that are not UTF-8 are skipped by ids/length/all and removed by clear', async () => {
-    const store = new RedisStore({ url: server.url, prefix: 'utf8test:' })
+  test('keys under the prefix that are not UTF-8 are skipped by ids/length/all, reported once, and removed by clear', async () => {
+    const logged = []
+    const store = new RedisStore({ url: server.url, prefix: 'utf8test:', errorLog: (err) => logged.push(err.message) })
     watched(store)
     await store.set('good', sessionData())
     const raw = new Redis(server.url)
@@ -102,6 +103,7 @@ describe('redis, on a private server', () => {
     expect(await store.ids()).toEqual(['good'])
     expect(await store.length()).toBe(1)
     expect((await store.all()).map((s) => s.id)).toEqual(['good'])
+    expect(logged).toEqual(['ferrosession redis ids: 1 key(s) under this store\'s prefix are not UTF-8 text, so no session id of ours: skipped (clear() removes them)'])
     await store.clear()
     expect(await raw.keys('utf8test:*')).toEqual([])
     raw.disconnect()

@@ -57,6 +57,7 @@ class NativeBackedStore extends Store {
     this.touchAfter = nonNegative(options.touchAfter, 'touchAfter', backend)
     this._touchPadMs = this.touchAfter * 1000
     this._knownExpiry = new Map() // sid -> the expiry its stored copy is known to have (touchAfter)
+    this._skippedReported = 0 // keys a listing skipped, as last reported (_reportSkipped)
     this._encryption = encryptionOf(options.encryption, backend)
     this._attaching = null // a Promise while the native core waits for something (clientPromise)
     this._storeId = native.registerStore(this)
@@ -129,7 +130,7 @@ class NativeBackedStore extends Store {
   set (sid, sess, cb) {
     return this._run('set', cb, (done) => {
       this._checkSid('set', sid)
-      this._write('set', sid, sess, done)
+      this._write('set', sid, sess, (err) => done(err))
     })
   }
 
@@ -170,6 +171,7 @@ class NativeBackedStore extends Store {
     return this._run('all', cb, (done) => {
       this._call('all', (err, flat) => {
         if (err) return done(err)
+        this._reportSkipped('all')
         this._parseAll(flat, (err, pairs) => done(err, err ? undefined : this._allShaped(pairs)))
       }, Date.now())
     })
@@ -187,11 +189,37 @@ class NativeBackedStore extends Store {
   }
 
   ids (cb) {
-    return this._run('ids', cb, (done) => this._call('ids', done, Date.now()))
+    return this._run('ids', cb, (done) => this._call('ids', this._listing('ids', done), Date.now()))
   }
 
   length (cb) {
-    return this._run('length', cb, (done) => this._call('length', done, Date.now()))
+    return this._run('length', cb, (done) => this._call('length', this._listing('length', done), Date.now()))
+  }
+
+  /** `done` for a listing, reporting first what it skipped (`_reportSkipped`). */
+  _listing (op, done) {
+    return (err, value) => {
+      if (!err) this._reportSkipped(op)
+      done(err, value)
+    }
+  }
+
+  /**
+   * Keys under this store's namespace that cannot be a session id (Redis keys that are not UTF-8,
+   * written by another program) are skipped by ids/all/length and removed by clear; each new
+   * count is reported once through errorLog.
+   */
+  _reportSkipped (op) {
+    const skipped = this._native === null ? 0 : this._native.skippedByLastListing
+    if (!(skipped > 0) || skipped === this._skippedReported) return
+    this._skippedReported = skipped
+    const err = storeError(CODES.unparsable, `ferrosession ${this._backend} ${op}: ${skipped} key(s) under this store's prefix are ` +
+      'not UTF-8 text, so no session id of ours: skipped (clear() removes them)')
+    try {
+      this.errorLog(err)
+    } catch {
+      // a throwing logger must not break the request
+    }
   }
 
   /** Removes every session of this store; resolves with how many were removed. */
@@ -397,7 +425,8 @@ class NativeBackedStore extends Store {
     this._knownExpiry.delete(sid)
     // A session whose cookie has already expired is deleted, not written (connect-redis's rule).
     if (at !== null && at <= now) return this._request('destroy', (err) => done(err), sid)
-    this._request(op, (err) => done(err), sid, text, at === null ? NaN : at + this._touchPadMs, now)
+    // The answer goes to `done` too: MongoStore tells an insert from an update by it.
+    this._request(op, done, sid, text, at === null ? NaN : at + this._touchPadMs, now)
   }
 
   _stringify (op, sess) {

@@ -99,10 +99,49 @@ class MongoStore extends NativeBackedStore {
     this._attach(openNative('mongodb', this._storeId, { url, dbName: dbName === undefined ? undefined : String(dbName), ...this._settings }))
   }
 
-  get (sid, cb) { return super.get(this._storageId(sid), cb) }
-  set (sid, sess, cb) { return super.set(this._storageId(sid), sess, cb) }
-  touch (sid, sess, cb) { return super.touch(this._storageId(sid), sess, cb) }
-  destroy (sid, cb) { return super.destroy(this._storageId(sid), cb) }
+  // connect-mongo's events, with its arguments, emitted before the callback: `get`, `create` or
+  // `update` (whether the write inserted the document) then `set`, `touch`, `destroy`, `all`.
+  get (sid, cb) {
+    return this._run('get', cb, (done) => super.get(this._storageId(sid), (err, sess) => {
+      if (!err) this.emit('get', sid)
+      done(err, sess)
+    }))
+  }
+
+  set (sid, sess, cb) {
+    return this._run('set', cb, (done) => {
+      const id = this._storageId(sid)
+      this._checkSid('set', id)
+      this._write('set', id, sess, (err, inserted) => {
+        if (!err) {
+          this.emit(inserted === 1 ? 'create' : 'update', sid)
+          this.emit('set', sid)
+        }
+        done(err)
+      })
+    })
+  }
+
+  touch (sid, sess, cb) {
+    return this._run('touch', cb, (done) => super.touch(this._storageId(sid), sess, (err) => {
+      if (!err) this.emit('touch', sid, sess)
+      done(err)
+    }))
+  }
+
+  destroy (sid, cb) {
+    return this._run('destroy', cb, (done) => super.destroy(this._storageId(sid), (err) => {
+      if (!err) this.emit('destroy', sid)
+      done(err)
+    }))
+  }
+
+  all (cb) {
+    return this._run('all', cb, (done) => super.all((err, sessions) => {
+      if (!err) this.emit('all', sessions)
+      done(err, sessions)
+    }))
+  }
 
   /** connect-mongo's clear() calls back with no value (other stores answer how many went). */
   clear (cb) {

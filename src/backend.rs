@@ -54,6 +54,11 @@ impl Request {
 pub enum Reply {
   Got(Option<Stored>),
   Done,
+  /// A set that tells whether it created the session or replaced one (MongoDB's upsert reports
+  /// it): MongoStore emits connect-mongo's `create` or `update` by it.
+  Wrote {
+    created: bool,
+  },
 }
 
 #[async_trait]
@@ -78,6 +83,12 @@ pub trait Backend: Send + Sync + 'static {
   /// JS clock that wrote it: JS then trusts it only while its clock is the real one.
   fn expiry_on_real_clock(&self) -> bool {
     false
+  }
+
+  /// How many keys or rows under this store's namespace the last listing (`ids`, `all`, `length`)
+  /// skipped because they cannot be a session id (Redis keys that are not UTF-8): JS reports them.
+  fn skipped_by_last_listing(&self) -> u64 {
+    0
   }
 
   /// The stored session that is unexpired at `now_ms`, with its real expiry, or `None`.
@@ -130,24 +141,30 @@ pub trait Backend: Send + Sync + 'static {
   /// One request of a batch on its own, as if JS had made it alone (for what a backend's
   /// `run_batch` does not combine).
   async fn run_one(&self, request: &Request) -> BackendResult<Reply> {
-    match request {
-      Request::Get { sid, now_ms } => self.get(sid, *now_ms).await.map(Reply::Got),
-      Request::Set {
-        sid,
-        value,
-        expires_at_ms,
-        now_ms,
-      } => self
-        .set(sid, value, *expires_at_ms, *now_ms)
-        .await
-        .map(|()| Reply::Done),
-      Request::Touch {
-        sid,
-        expires_at_ms,
-        now_ms,
-      } => self.touch(sid, *expires_at_ms, *now_ms).await.map(|()| Reply::Done),
-      Request::Destroy { sid } => self.destroy(sid).await.map(|()| Reply::Done),
-    }
+    run_one_plainly(self, request).await
+  }
+}
+
+/// `run_one` through the four methods: the trait's default, and the fallback of a backend that
+/// answers some requests its own way (MongoDB's set tells whether it created the session).
+pub async fn run_one_plainly<B: Backend + ?Sized>(backend: &B, request: &Request) -> BackendResult<Reply> {
+  match request {
+    Request::Get { sid, now_ms } => backend.get(sid, *now_ms).await.map(Reply::Got),
+    Request::Set {
+      sid,
+      value,
+      expires_at_ms,
+      now_ms,
+    } => backend
+      .set(sid, value, *expires_at_ms, *now_ms)
+      .await
+      .map(|()| Reply::Done),
+    Request::Touch {
+      sid,
+      expires_at_ms,
+      now_ms,
+    } => backend.touch(sid, *expires_at_ms, *now_ms).await.map(|()| Reply::Done),
+    Request::Destroy { sid } => backend.destroy(sid).await.map(|()| Reply::Done),
   }
 }
 

@@ -250,6 +250,10 @@ impl Backend for Encrypted {
     self.inner.expiry_on_real_clock()
   }
 
+  fn skipped_by_last_listing(&self) -> u64 {
+    self.inner.skipped_by_last_listing()
+  }
+
   async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<Stored>> {
     let stored = self.inner.get(sid, now_ms).await?;
     self.opened(sid, stored)

@@ -235,6 +235,18 @@ impl MongoBackend {
   }
 
   /// connect-mongo's upsert of a whole session (`lastModified` with touchAfter, `createdAt` /
+  /// The upsert of a whole session (`set_update`); whether it created the document.
+  async fn upsert(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<bool> {
+    let update = self.set_update(sid, value, expires_at_ms, now_ms)?;
+    let collection = self.collection().await?;
+    collection
+      .update_one(doc! { "_id": sid }, update)
+      .upsert(true)
+      .await
+      .map(|result| result.upserted_id.is_some())
+      .map_err(|e| classify(&e))
+  }
+
   /// `updatedAt` with timestamps).
   fn set_update(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<Document> {
     let session = self.value_of(value)?;
@@ -382,14 +394,23 @@ impl Backend for MongoBackend {
   }
 
   async fn set(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
-    let update = self.set_update(sid, value, expires_at_ms, now_ms)?;
-    let collection = self.collection().await?;
-    collection
-      .update_one(doc! { "_id": sid }, update)
-      .upsert(true)
-      .await
-      .map(drop)
-      .map_err(|e| classify(&e))
+    self.upsert(sid, value, expires_at_ms, now_ms).await.map(drop)
+  }
+
+  /// A set on its own, telling whether it created the document (connect-mongo's `create` event).
+  async fn run_one(&self, request: &Request) -> BackendResult<Reply> {
+    match request {
+      Request::Set {
+        sid,
+        value,
+        expires_at_ms,
+        now_ms,
+      } => {
+        let created = self.upsert(sid, value, *expires_at_ms, *now_ms).await?;
+        Ok(Reply::Wrote { created })
+      }
+      other => crate::backend::run_one_plainly(self, other).await,
+    }
   }
 
   /// Moves `expires` of a document that is still live (one that expired or was removed stays

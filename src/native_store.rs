@@ -135,6 +135,13 @@ impl NativeStore {
     self.core.backend.expiry_precision_ms()
   }
 
+  /// Keys the last ids/all/length skipped because they cannot be a session id (Redis keys that
+  /// are not UTF-8), for JS to report through errorLog.
+  #[napi(getter)]
+  pub fn skipped_by_last_listing(&self) -> f64 {
+    self.core.backend.skipped_by_last_listing() as f64
+  }
+
   /// Whether the expiry reads report runs on the real clock (Redis's TTL).
   #[napi(getter)]
   pub fn expiry_on_real_clock(&self) -> bool {
@@ -549,6 +556,7 @@ fn reply_value(reply: Reply) -> Value {
   match reply {
     Reply::Got(stored) => stored_value(stored),
     Reply::Done => Value::Nothing,
+    Reply::Wrote { created } => Value::Number(if created { 1.0 } else { 0.0 }),
   }
 }
 fn op_name(op: u32) -> &'static str {

@@ -69,6 +69,8 @@ pub struct RedisBackend {
   /// CONFIG is not allowed): a larger value is refused before it is sent, since the server answers
   /// it by closing the connection, which would look like an outage.
   max_bulk: AtomicU64,
+  /// Keys the last listing skipped (not UTF-8), for JS to report.
+  skipped: AtomicU64,
 }
 
 /// The live connection with its generation, and when it was last used.
@@ -163,6 +165,7 @@ impl RedisBackend {
       reaping: AtomicBool::new(false),
       watching: AtomicBool::new(false),
       max_bulk: AtomicU64::new(REDIS_DEFAULT_MAX_BULK),
+      skipped: AtomicU64::new(0),
     })
   }
 
@@ -372,7 +375,10 @@ impl RedisBackend {
   /// UTF-8: it is no session of ours, so listing skips it (and `clear` removes it).
   async fn text_keys(&self) -> BackendResult<Vec<String>> {
     let keys = self.scan_keys().await?;
-    Ok(keys.into_iter().filter_map(|k| String::from_utf8(k).ok()).collect())
+    let total = keys.len();
+    let text: Vec<String> = keys.into_iter().filter_map(|k| String::from_utf8(k).ok()).collect();
+    self.skipped.store((total - text.len()) as u64, Ordering::Release);
+    Ok(text)
   }
 }
 
@@ -548,7 +554,7 @@ impl Backend for RedisBackend {
       &mut values.into_iter(),
     ) {
       Ok(Reply::Got(stored)) => Ok(stored),
-      Ok(Reply::Done) => Ok(None),
+      Ok(Reply::Done | Reply::Wrote { .. }) => Ok(None),
       Err(e) => Err(self.classify(e)),
     }
   }
@@ -624,6 +630,10 @@ impl Backend for RedisBackend {
       }
     }
     Some(replies)
+  }
+
+  fn skipped_by_last_listing(&self) -> u64 {
+    self.skipped.load(Ordering::Acquire)
   }
 
   async fn ids(&self, _now_ms: f64) -> BackendResult<Vec<String>> {

@@ -95,11 +95,11 @@ impl MongoBackend {
     let mut results: Vec<Option<BackendResult<Reply>>> = requests.iter().map(|_| None).collect();
     // The sets first: a get later in the same turn reads what was written before it.
     for (at, result) in self.update_all(sets).await {
-      results[at] = Some(result.map(|()| Reply::Done));
+      results[at] = Some(result.map(|created| Reply::Wrote { created }));
     }
     // Then the touches, then the gets: a get reads what the turn wrote before it.
     for (at, result) in self.update_all(touches).await {
-      results[at] = Some(result.map(|()| Reply::Done));
+      results[at] = Some(result.map(|_| Reply::Done));
     }
     for ((at, _, _), result) in gets.iter().zip(self.get_all(&gets).await) {
       results[*at] = Some(result.map(Reply::Got));
@@ -138,7 +138,8 @@ impl MongoBackend {
 
   /// The statements as `update` commands (as many as the size limits need), each request's own
   /// write error reported to it alone.
-  async fn update_all(&self, statements: Vec<Statement>) -> Vec<(usize, BackendResult<()>)> {
+  /// Each statement's outcome: whether it inserted the document (an upsert that created it).
+  async fn update_all(&self, statements: Vec<Statement>) -> Vec<(usize, BackendResult<bool>)> {
     let mut out = Vec::with_capacity(statements.len());
     let mut chunk: Vec<Statement> = Vec::new();
     let mut bytes = 0;
@@ -157,7 +158,7 @@ impl MongoBackend {
     out
   }
 
-  async fn update_command(&self, mut chunk: Vec<Statement>) -> Vec<(usize, BackendResult<()>)> {
+  async fn update_command(&self, mut chunk: Vec<Statement>) -> Vec<(usize, BackendResult<bool>)> {
     let outcome = async {
       let collection = self.collection().await?;
       let (client, _) = self.client.get().ok_or_else(BackendError::closed)?;
@@ -208,10 +209,21 @@ impl MongoBackend {
         }
       }
     }
+    // `upserted` lists the statements (by index) that inserted their document.
+    let inserted: HashSet<usize> = reply
+      .get_array("upserted")
+      .map(|upserted| {
+        upserted
+          .iter()
+          .filter_map(Bson::as_document)
+          .filter_map(|u| u.get_i32("index").ok().and_then(|i| usize::try_from(i).ok()))
+          .collect()
+      })
+      .unwrap_or_default();
     chunk
       .iter()
       .enumerate()
-      .map(|(i, s)| (s.at, failed.remove(&i).map_or(Ok(()), Err)))
+      .map(|(i, s)| (s.at, failed.remove(&i).map_or(Ok(inserted.contains(&i)), Err)))
       .collect()
   }
 
