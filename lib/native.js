@@ -21,6 +21,23 @@ let keptAlive = false
  */
 function onReplies (ids, codes, messages, values, expiries) {
   let thrown = null
+  try {
+    deliver(ids, codes, messages, values, expiries, (err) => { (thrown ??= []).push(err) })
+  } finally {
+    // A round is at most a few hundred answers: more waiting are pulled on the loop's next turn,
+    // after its timers and I/O (docs/design.md, "Fairness").
+    if (dispatcher.settle()) later(pullRound)
+  }
+  if (pending.size === 0) keepAlive(false)
+  if (thrown !== null) for (const err of thrown) binding.raiseUncaught(err)
+}
+
+function pullRound () {
+  const [ids, codes, messages, values, expiries] = dispatcher.pull()
+  onReplies(ids, codes, messages, values, expiries)
+}
+
+function deliver (ids, codes, messages, values, expiries, onThrow) {
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i]
     if (id === 0) {
@@ -36,12 +53,9 @@ function onReplies (ids, codes, messages, values, expiries) {
     } catch (err) {
       // A throwing app callback surfaces as an uncaught exception, as from any I/O callback,
       // after the answers queued behind it have been delivered.
-      if (thrown === null) thrown = []
-      thrown.push(err)
+      onThrow(err)
     }
   }
-  if (pending.size === 0) keepAlive(false)
-  if (thrown !== null) for (const err of thrown) binding.raiseUncaught(err)
 }
 
 function onEvent (storeId, name, reason) {
