@@ -309,4 +309,15 @@ export declare function unsign(signed: string, secret: string | Buffer | ArrayBu
  */
 export declare const session: typeof expressSession
 
+declare module 'express-session' {
+  interface SessionOptions {
+    /**
+     * ferrosession's session() only: save a session the request loaded as what it changed (a JSON
+     * merge patch the store merges into what is stored now), so concurrent requests keep each
+     * other's changes and a logout is never undone. Default true; false writes whole sessions.
+     */
+    merge?: boolean
+  }
+}
+
 export default RedisStore

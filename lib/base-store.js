@@ -15,7 +15,7 @@ const { binding } = native
 const noop = () => {}
 
 /** Request codes of the native `batch` call: the native module is their one source. */
-const BATCHED = { get: binding.OP_GET, set: binding.OP_SET, touch: binding.OP_TOUCH, destroy: binding.OP_DESTROY }
+const BATCHED = { get: binding.OP_GET, set: binding.OP_SET, touch: binding.OP_TOUCH, destroy: binding.OP_DESTROY, patch: binding.OP_PATCH }
 
 /** Sessions this large go to the native side at once instead of waiting for the end of the turn. */
 const BATCH_MAX_CHARS = 256 * 1024
@@ -132,6 +132,40 @@ class NativeBackedStore extends Store {
       this._checkSid('set', sid)
       this._write('set', sid, sess, (err) => done(err))
     })
+  }
+
+  /**
+   * The end-of-request save of a session the request loaded (ferrosession's session(), docs/
+   * design.md "Concurrent requests"): `patch` is the JSON merge patch (RFC 7396) from the JSON it
+   * loaded to the JSON it has now. It is merged into what is stored now, with no other request of
+   * this process for the sid in between, and written with the expiry of `sess`'s cookie; when the
+   * session is gone (a logout, a regenerate, expiry) nothing is written.
+   */
+  patch (sid, patch, sess, cb) {
+    return this._run('patch', cb, (done) => {
+      this._checkSid('patch', sid)
+      const now = Date.now()
+      let at
+      try {
+        at = expiresAt(sess, this, now)
+      } catch (err) {
+        throw invalidInput(this._backend, 'patch', err.message)
+      }
+      this._knownExpiry.delete(sid)
+      if (at !== null && at <= now) return this._request('destroy', (err) => done(err), sid)
+      let text
+      try {
+        text = JSON.stringify(patch)
+      } catch (err) {
+        throw invalidInput(this._backend, 'patch', `the session cannot be serialised: ${String(err.message).split('\n')[0]}`)
+      }
+      this._request('patch', (err) => done(err), sid, text, at === null ? NaN : at + this._touchPadMs, now)
+    })
+  }
+
+  /** Whether session() may save this store's sessions as patches: the merge works on JSON text. */
+  get mergesPatches () {
+    return this.serializer === JSON
   }
 
   /** Moves the session's expiry to its cookie's new one; the stored text is not rewritten. */

@@ -122,6 +122,17 @@ class MongoStore extends NativeBackedStore {
     })
   }
 
+  /** session()'s merged save: an update of the stored document (connect-mongo: update, set). */
+  patch (sid, patch, sess, cb) {
+    return this._run('patch', cb, (done) => super.patch(this._storageId(sid), patch, sess, (err) => {
+      if (!err) {
+        this.emit('update', sid)
+        this.emit('set', sid)
+      }
+      done(err)
+    }))
+  }
+
   touch (sid, sess, cb) {
     return this._run('touch', cb, (done) => super.touch(this._storageId(sid), sess, (err) => {
       if (!err) this.emit('touch', sid, sess)

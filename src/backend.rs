@@ -38,14 +38,25 @@ pub enum Request {
   Destroy {
     sid: String,
   },
+  /// A JSON merge patch (RFC 7396) of a session a request loaded: merged into what is stored
+  /// now and written with the new expiry; nothing at all when the session is gone (a logout or
+  /// a regenerate is never undone by a request still running).
+  Patch {
+    sid: String,
+    patch: String,
+    expires_at_ms: Option<f64>,
+    now_ms: f64,
+  },
 }
 
 impl Request {
   pub fn sid(&self) -> &str {
     match self {
-      Request::Get { sid, .. } | Request::Set { sid, .. } | Request::Touch { sid, .. } | Request::Destroy { sid } => {
-        sid
-      }
+      Request::Get { sid, .. }
+      | Request::Set { sid, .. }
+      | Request::Touch { sid, .. }
+      | Request::Destroy { sid }
+      | Request::Patch { sid, .. } => sid,
     }
   }
 }
@@ -165,6 +176,31 @@ pub async fn run_one_plainly<B: Backend + ?Sized>(backend: &B, request: &Request
       now_ms,
     } => backend.touch(sid, *expires_at_ms, *now_ms).await.map(|()| Reply::Done),
     Request::Destroy { sid } => backend.destroy(sid).await.map(|()| Reply::Done),
+    Request::Patch {
+      sid,
+      patch,
+      expires_at_ms,
+      now_ms,
+    } => {
+      // Read, merge, write: no other request of this process for the sid comes in between
+      // (call order per sid, sid_order.rs).
+      let stored = match backend.get(sid, *now_ms).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return Ok(Reply::Done), // gone: never recreated
+        Err(e) if e.kind == crate::error::ErrorKind::Unparsable => return Ok(Reply::Done),
+        Err(e) => return Err(e),
+      };
+      let merged = match crate::merge_patch::merge(&stored.value, patch) {
+        Ok(merged) => merged,
+        // What is stored is no session JSON can merge into: absent for the app, left alone.
+        Err(e) if e.kind == crate::error::ErrorKind::Unparsable => return Ok(Reply::Done),
+        Err(e) => return Err(e),
+      };
+      backend
+        .set(sid, &merged, *expires_at_ms, *now_ms)
+        .await
+        .map(|()| Reply::Done)
+    }
   }
 }
 

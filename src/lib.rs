@@ -23,6 +23,7 @@ mod dispatch;
 mod error;
 mod health;
 mod memory_backend;
+mod merge_patch;
 mod native_store;
 // After native_store: napi expands `#[napi] impl NativeStore` blocks only once the struct is seen.
 mod encryption;

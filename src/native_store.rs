@@ -31,6 +31,8 @@ pub const OP_SET: u32 = 1;
 pub const OP_TOUCH: u32 = 2;
 #[napi]
 pub const OP_DESTROY: u32 = 3;
+#[napi]
+pub const OP_PATCH: u32 = 4;
 
 /// What a request method returns: `undefined` when the answer will come through the dispatcher;
 /// for backends that run inline, the successful answer itself (`null` for "no value"), which
@@ -112,6 +114,21 @@ impl NativeStore {
       self
         .core
         .run_coded(id, OP_SET, sid, value, expires_at_ms, now_ms, deadline),
+    )
+  }
+
+  /// A JSON merge patch (RFC 7396) of a loaded session, merged into what is stored now; nothing
+  /// when the session is gone. `expires_at_ms` NaN: never expires.
+  #[napi(
+    catch_unwind,
+    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
+  )]
+  pub fn patch(&self, id: u32, sid: String, patch: String, expires_at_ms: f64, now_ms: f64) -> Immediate {
+    let deadline = self.core.deadline();
+    immediate(
+      self
+        .core
+        .run_coded(id, OP_PATCH, sid, patch, expires_at_ms, now_ms, deadline),
     )
   }
 
@@ -430,10 +447,7 @@ impl Core {
             place.wait().await;
           }
         }
-        match backend.run_batch(&requests).await {
-          Some(results) => results,
-          None => join_all(requests.iter().map(|r| backend.run_one(r))).await,
-        }
+        run_wave(&backend, requests).await
       };
       let err = match AssertUnwindSafe(tokio::time::timeout_at(deadline, work))
         .catch_unwind()
@@ -529,7 +543,7 @@ impl Core {
 /// `at` NaN: never expires; `now` may be NaN for a destroy, which compares no time.
 fn decode(op: u32, sid: String, value: String, at: f64, now: f64) -> BackendResult<Request> {
   let expires_at_ms = if at.is_nan() { None } else { Some(at) };
-  if !matches!(op, OP_GET | OP_SET | OP_TOUCH | OP_DESTROY) {
+  if !matches!(op, OP_GET | OP_SET | OP_TOUCH | OP_DESTROY | OP_PATCH) {
     return Err(BackendError::invalid(format!("unknown request code {op}")));
   }
   if !(now.is_finite() || op == OP_DESTROY) || expires_at_ms.is_some_and(|at| !at.is_finite()) {
@@ -548,8 +562,46 @@ fn decode(op: u32, sid: String, value: String, at: f64, now: f64) -> BackendResu
       expires_at_ms,
       now_ms: now,
     },
+    OP_PATCH => Request::Patch {
+      sid,
+      patch: value,
+      expires_at_ms,
+      now_ms: now,
+    },
     _ => Request::Destroy { sid },
   })
+}
+
+/// One wave (no sid twice): patches each on their own (read, merge, write), everything else
+/// through the backend's `run_batch` where it has one; all at once, answers in the wave's order.
+async fn run_wave(backend: &Arc<dyn Backend>, requests: Vec<Request>) -> Vec<BackendResult<Reply>> {
+  let (patches, others): (Vec<_>, Vec<_>) = requests
+    .into_iter()
+    .enumerate()
+    .partition(|(_, r)| matches!(r, Request::Patch { .. }));
+  let (at, others): (Vec<usize>, Vec<Request>) = others.into_iter().unzip();
+  let batched = async {
+    if others.is_empty() {
+      return Vec::new();
+    }
+    match backend.run_batch(&others).await {
+      Some(results) => results,
+      None => join_all(others.iter().map(|r| backend.run_one(r))).await,
+    }
+  };
+  let patched = join_all(patches.iter().map(|(_, r)| backend.run_one(r)));
+  let (batched, patched) = futures_util::future::join(batched, patched).await;
+  let mut results: Vec<Option<BackendResult<Reply>>> = (0..at.len() + patches.len()).map(|_| None).collect();
+  for (i, result) in at.into_iter().zip(batched) {
+    results[i] = Some(result);
+  }
+  for ((i, _), result) in patches.iter().zip(patched) {
+    results[*i] = Some(result);
+  }
+  results
+    .into_iter()
+    .map(|r| r.unwrap_or_else(|| Err(BackendError::backend("the backend gave no answer to this request"))))
+    .collect()
 }
 
 fn reply_value(reply: Reply) -> Value {
@@ -565,6 +617,7 @@ fn op_name(op: u32) -> &'static str {
     OP_SET => "set",
     OP_TOUCH => "touch",
     OP_DESTROY => "destroy",
+    OP_PATCH => "patch",
     _ => "batch",
   }
 }

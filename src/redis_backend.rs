@@ -470,6 +470,8 @@ fn push(pipe: &mut redis::Pipeline, request: &Request, prefix: &str) {
     Request::Destroy { sid } => {
       pipe.cmd("DEL").arg(Key(prefix, sid));
     }
+    // Never in a pipeline: the batch engine runs a patch on its own (read, merge, write).
+    Request::Patch { .. } => {}
   }
 }
 
@@ -497,7 +499,8 @@ fn reply(request: &Request, values: &mut impl Iterator<Item = Value>) -> RedisRe
     } => next().map(|_| Reply::Done),
     Request::Touch {
       expires_at_ms: None, ..
-    } => Ok(Reply::Done),
+    }
+    | Request::Patch { .. } => Ok(Reply::Done),
   }
 }
 

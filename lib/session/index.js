@@ -52,6 +52,10 @@ function session (options) {
     throw new TypeError('unset option must be "destroy" or "keep"')
   }
   const unsetDestroy = opts.unset === 'destroy'
+  // Concurrent requests of one browser merge their changes (docs/design.md, "Concurrent
+  // requests"): with a store that takes patches, a loaded session is saved as what this request
+  // changed. `merge: false` writes whole sessions, as express-session does.
+  const mergeSaves = opts.merge !== false
   if (Array.isArray(secret) && secret.length === 0) throw new TypeError('secret option array must contain one or more strings')
   // express-session takes '' as "no secret" and lets an empty entry of an array sign cookies that
   // anyone can forge; both are refused here.
@@ -95,6 +99,7 @@ function session (options) {
     let originalId
     let savedState
     let touched = false
+    let loaded = null // what the store gave this request (its JSON), while it is the session
     // The session could not be serialised: the request fails through next(err) (express-session
     // would hang the response), and the error handler's own response goes out untouched.
     let failed = false
@@ -185,7 +190,9 @@ function session (options) {
         const sess = req.session
         if (lastStateOf === sess) serialised.set(sess, lastState)
         try {
-          sess.save(function onsave (err) { writeend(err) })
+          const patch = patchFor(sess)
+          if (patch !== null) store.patch(req.sessionID, patch, sess, function onpatch (err) { writeend(err) })
+          else sess.save(function onsave (err) { writeend(err) })
         } catch (err) {
           if (!answered) writeend(err) // a store whose set throws instead of calling back
         } finally {
@@ -211,6 +218,7 @@ function session (options) {
 
     function generate () {
       store.generate(req)
+      loaded = null // new, or regenerated: written whole
       originalId = req.sessionID
       originalState = stateOf(req.session)
       wrapmethods(req.session)
@@ -220,6 +228,7 @@ function session (options) {
       store.createSession(req, sess)
       originalId = req.sessionID
       originalState = stateOf(sess)
+      loaded = { session: req.session, id: req.sessionID, state: originalState, cookie: JSON.stringify(req.session.cookie) }
       if (!resaveSession) savedState = originalState
       wrapmethods(req.session)
     }
@@ -251,6 +260,21 @@ function session (options) {
 
       Object.defineProperty(sess, 'reload', { configurable: true, enumerable: false, value: reload, writable: true })
       Object.defineProperty(sess, 'save', { configurable: true, enumerable: false, value: save, writable: true })
+    }
+
+    /**
+     * What this request changed in the session it loaded, as a JSON merge patch, when the store
+     * takes patches; null for a whole write (a new or regenerated session, merge: false, another
+     * store, or a change a merge patch cannot say: a member set to null).
+     */
+    function patchFor (sess) {
+      if (!mergeSaves || loaded === null || loaded.session !== sess || loaded.id !== req.sessionID) return null
+      if (typeof store.patch !== 'function' || store.mergesPatches !== true) return null
+      const before = { cookie: JSON.parse(loaded.cookie), ...JSON.parse(loaded.state) }
+      // The JSON shouldSave just computed (without the cookie), when it did.
+      const state = serialised.get(sess)
+      const after = state === undefined ? JSON.parse(JSON.stringify(sess)) : { cookie: JSON.parse(JSON.stringify(sess.cookie)), ...JSON.parse(state) }
+      return mergePatch(before, after)
     }
 
     function isModified (sess) {
@@ -450,6 +474,43 @@ function setcookie (res, name, val, secret, options, alreadySigned) {
   const prev = res.getHeader('Set-Cookie') || []
   const header = Array.isArray(prev) ? prev.concat(data) : [prev, data]
   res.setHeader('Set-Cookie', header)
+}
+
+/**
+ * The JSON merge patch (RFC 7396) from `before` to `after` (both parsed JSON): members removed
+ * become null, changed ones are given (plain objects member by member, anything else whole),
+ * unchanged ones are left out. null when a merge patch cannot say it (a member set to null, which
+ * a patch reads as "remove"): the caller then writes the session whole.
+ */
+function mergePatch (before, after) {
+  const patch = Object.create(null) // a "__proto__" member is a member like any other
+  for (const key of Object.keys(before)) {
+    if (!Object.hasOwn(after, key)) patch[key] = null
+  }
+  for (const key of Object.keys(after)) {
+    const now = after[key]
+    const had = Object.hasOwn(before, key)
+    if (had && JSON.stringify(before[key]) === JSON.stringify(now)) continue
+    if (had && isPlainObject(now) && isPlainObject(before[key])) {
+      const inner = mergePatch(before[key], now)
+      if (inner === null) return null
+      patch[key] = inner
+    } else {
+      if (holdsNull(now)) return null
+      patch[key] = now
+    }
+  }
+  return patch
+}
+
+function isPlainObject (value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/** null as the value, or as a member of a nested object (arrays are replaced whole: fine). */
+function holdsNull (value) {
+  if (value === null) return true
+  return isPlainObject(value) && Object.keys(value).some((k) => holdsNull(value[k]))
 }
 
 function isEmptySecret (s) {
