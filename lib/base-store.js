@@ -144,22 +144,13 @@ class NativeBackedStore extends Store {
   patch (sid, patch, sess, cb) {
     return this._run('patch', cb, (done) => {
       this._checkSid('patch', sid)
-      const now = Date.now()
-      let at
-      try {
-        at = expiresAt(sess, this, now)
-      } catch (err) {
-        throw invalidInput(this._backend, 'patch', err.message)
-      }
-      this._knownExpiry.delete(sid)
-      if (at !== null && at <= now) return this._request('destroy', (err) => done(err), sid)
       let text
       try {
         text = JSON.stringify(patch)
       } catch (err) {
         throw invalidInput(this._backend, 'patch', `the session cannot be serialised: ${String(err.message).split('\n')[0]}`)
       }
-      this._request('patch', (err) => done(err), sid, text, at === null ? NaN : at + this._touchPadMs, now)
+      this._write('patch', sid, sess, (err) => done(err), text)
     })
   }
 
@@ -446,9 +437,8 @@ class NativeBackedStore extends Store {
     }
   }
 
-  /** set: serialise (once), compute the expiry, write; an already expired session is deleted. */
-  _write (op, sid, sess, done) {
-    const text = this._stringify(op, sess)
+  /** set or patch: serialise (once; a patch comes as its text), compute the expiry, write; an already expired session is deleted. */
+  _write (op, sid, sess, done, text = this._stringify(op, sess)) {
     const now = Date.now()
     let at
     try {
