@@ -3,6 +3,7 @@
 // statement timeouts, existing jsonb/text columns, and where connection settings come from.
 
 const pg = require('pg')
+const FakeTimers = require('@sinonjs/fake-timers')
 const { PostgresStore } = require('..')
 const { connectionOf } = require('../lib/postgres-store')
 const { DATABASE_URL, sessionData, sleep, closedPort } = require('./support/backends')
@@ -16,6 +17,13 @@ function store (options = {}) {
   const s = new PostgresStore({ conString: DATABASE_URL, schemaName, pruneSessionInterval: false, poolSize: 2, ...options })
   stores.push(s)
   return s
+}
+
+/** Polls `check` on real turns of the event loop (the clock may be fake) until it holds, or 5 s. */
+async function eventually (check) {
+  const deadline = performance.now() + 5000
+  while (!(await check()) && performance.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+  return check()
 }
 
 const q = (name) => '"' + name.replace(/"/g, '""') + '"'
@@ -126,16 +134,23 @@ describe('pruning', () => {
   })
 
   test('the prune timer starts on first use, repeats, and does not keep the process alive', async () => {
-    const s = store({ tableName: 'prune_timer', createTableIfMissing: true, pruneSessionInterval: 0.2, pruneSessionRandomizedInterval: false })
-    expect(s._pruning.timer).toBeNull() // nothing scheduled by the constructor
-    await s.set('live', sessionData(60000))
-    expect(s._pruning.timer.hasRef()).toBe(false)
-    await insertExpired('prune_timer', 'dead-1')
-    await sleep(500)
-    expect(await rows('prune_timer')).toEqual(['live'])
-    await insertExpired('prune_timer', 'dead-2')
-    await sleep(500)
-    expect(await rows('prune_timer')).toEqual(['live'])
+    // The prune timer is the app's setTimeout (apps' tests tick their way to a prune): fake it.
+    const clock = FakeTimers.install({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const s = store({ tableName: 'prune_timer', createTableIfMissing: true, pruneSessionInterval: 60, pruneSessionRandomizedInterval: false })
+      expect(s._pruning.timer).toBeNull() // nothing scheduled by the constructor
+      await s.set('live', sessionData(3600000))
+      expect(s._pruning.timer.hasRef()).toBe(false)
+      for (const dead of ['dead-1', 'dead-2']) { // it runs, and runs again
+        await insertExpired('prune_timer', dead)
+        expect((await rows('prune_timer')).sort()).toEqual([dead, 'live'])
+        clock.tick(60000)
+        expect(await eventually(async () => (await rows('prune_timer')).length === 1)).toBe(true)
+        expect(await rows('prune_timer')).toEqual(['live'])
+      }
+    } finally {
+      clock.uninstall()
+    }
   })
 
   test('prune errors go to errorLog', async () => {

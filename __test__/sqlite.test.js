@@ -9,7 +9,7 @@ const { spawn } = require('node:child_process')
 const { promisify } = require('node:util')
 const Database = require('better-sqlite3')
 const { SqliteStore } = require('..')
-const { sessionData, sleep } = require('./support/backends')
+const { sessionData } = require('./support/backends')
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotest-sqlite-'))
 const stores = []
@@ -98,15 +98,31 @@ describe('the file', () => {
   })
 
   test('pruning removes expired rows on an unref\'d timer', async () => {
-    const file = path.join(dir, 'prune.sqlite')
-    const s = store({ path: file, cleanupInterval: 200 })
-    await s.set('live', sessionData(60000))
-    const db = new Database(file)
-    db.prepare("INSERT INTO sessions (sid, sess, expired) VALUES ('dead', '{}', '2000-01-01T00:00:00.000Z')").run()
-    expect(s._pruning.timer.hasRef()).toBe(false)
-    await sleep(450)
-    expect(db.prepare('SELECT sid FROM sessions').all()).toEqual([{ sid: 'live' }])
-    db.close()
+    // The prune timer is the app's setTimeout (apps' tests tick their way to a prune): fake it.
+    const clock = require('@sinonjs/fake-timers').install({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+    try {
+      const s = store({ path: path.join(dir, 'prune.sqlite'), cleanupInterval: 60000 })
+      const t0 = Date.now()
+      await s.set('live', sessionData(3600000))
+      await s.set('dead', sessionData(1000))
+      expect(s._pruning.timer.hasRef()).toBe(false)
+      /** The rows still there: read with the clock at t0, when both were live. */
+      const rows = async () => {
+        const now = Date.now()
+        clock.setSystemTime(t0)
+        const ids = await s.ids()
+        clock.setSystemTime(now)
+        return ids.sort()
+      }
+      expect(await rows()).toEqual(['dead', 'live'])
+      clock.tick(60000 * 1.5) // the interval, spread by up to 50 %: 'dead' has expired meanwhile
+      // The prune is native I/O: wait on real turns of the loop until it is done.
+      const deadline = performance.now() + 5000
+      while ((await rows()).length > 1 && performance.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+      expect(await rows()).toEqual(['live'])
+    } finally {
+      clock.uninstall()
+    }
   })
 })
 

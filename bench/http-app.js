@@ -74,7 +74,9 @@ async function main () {
       resave: false,
       saveUninitialized: false,
       rolling: true,
-      cookie: { maxAge: 3600000 }
+      cookie: { maxAge: 3600000 },
+      // ferrosession's session() only: MERGE=false writes whole sessions (its default merges).
+      ...(process.env.MERGE === 'false' ? { merge: false } : {})
     }))
   }
   app.post('/login', (req, res) => {

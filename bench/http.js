@@ -30,6 +30,7 @@ const CONTENDERS = {
   'express-session MemoryStore': { store: 'express-session MemoryStore' },
   'session() · ferrosession redis': { middleware: 'ferrosession', store: 'ferrosession redis' },
   'session() · ferrosession memory': { middleware: 'ferrosession', store: 'ferrosession memory' },
+  'session() merge: false · ferrosession redis': { middleware: 'ferrosession', store: 'ferrosession redis', merge: false },
   none: { store: 'none' }
 }
 
@@ -46,9 +47,8 @@ const GROUPS = {
   'middleware redis': {
     ours: 'session() · ferrosession redis',
     anchors: ['connect-redis 10 + redis 6', 'connect-redis 8.1 + ioredis 6'],
-    context: ['ferrosession redis'],
-    ceiling: true,
-    mixes: ['read-heavy']
+    context: ['ferrosession redis', 'session() merge: false · ferrosession redis'],
+    ceiling: true
   },
   'middleware memory': {
     ours: 'session() · ferrosession memory',
@@ -81,10 +81,10 @@ function eventLoopCpuNs (pid) {
 }
 
 async function startApp (label, sqliteFile) {
-  const { middleware = 'express-session', store } = CONTENDERS[label]
+  const { middleware = 'express-session', store, merge = true } = CONTENDERS[label]
   const port = await freePort()
   const child = spawn(process.execPath, [path.join(__dirname, 'http-app.js')], {
-    env: { ...process.env, BENCH_ID: String(process.pid), MIDDLEWARE: middleware, STORE: store, PORT: String(port), SQLITE_FILE: sqliteFile },
+    env: { ...process.env, BENCH_ID: String(process.pid), MIDDLEWARE: middleware, STORE: store, MERGE: String(merge), PORT: String(port), SQLITE_FILE: sqliteFile },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   await new Promise((resolve, reject) => {
