@@ -185,3 +185,11 @@ describe('across backends', () => {
     }
   }, 120000)
 })
+
+test('--help names every store URL createStore takes (one list)', async () => {
+  const { SCHEMES } = require('../lib/create-store')
+  const { code, stdout, stderr } = await cli(['--help'])
+  const text = stdout + stderr
+  expect(code).toBe(0)
+  for (const scheme of SCHEMES) expect(text).toContain(scheme)
+})

@@ -5,6 +5,7 @@
 
 const { parseArgs } = require('node:util')
 const { inspect, migrate, describe } = require('../lib/migrate')
+const { SCHEMES } = require('../lib/create-store')
 
 const USAGE = `Usage:
   ferrosession inspect <url>                    how many sessions, how many expire within the hour
@@ -12,8 +13,8 @@ const USAGE = `Usage:
   ferrosession migrate --from <url> --to <url>  copy every live session the target does not have,
                                                 keeping its expiry
 
-Store URLs are createStore's: redis://, rediss://, postgres://, mysql://, mariadb://, mongodb://,
-sqlite:<path>; "" is the embedded SQLite store (./sessions.sqlite).
+Store URLs are createStore's: ${SCHEMES.join(', ')};
+"" is the embedded SQLite store (./sessions.sqlite).
 
 Options:
   --dry-run               migrate: read everything, write nothing, say what would be copied
