@@ -58,7 +58,8 @@ describe('unknown options are refused, with the closest known name', () => {
     [SqliteStore, { pth: 'x.sqlite' }, /unknown option 'pth' for SqliteStore; did you mean 'path'\?/],
     [MemoryStore, { maxx: 10 }, /unknown option 'maxx' for MemoryStore; did you mean 'max'\?/],
     [MongoStore, { mongoUrl: 'mongodb://127.0.0.1:1', colectionName: 'x' }, /unknown option 'colectionName' for MongoStore; did you mean 'collectionName'\?/],
-    [MySqlStore, { prefx: 'x' }, /options\.prefx is not a setting ferrosession knows for MySQL/]
+    [MySqlStore, { prefx: 'x' }, /options\.prefx is not a setting ferrosession knows for MySQL/],
+    [MySqlStore, { clearExpird: false }, /options\.clearExpird is not a setting ferrosession knows for MySQL; did you mean 'clearExpired'\?/]
   ])('%p %p', (Store, options, message) => {
     expect(() => new Store(options)).toThrow(message)
   })

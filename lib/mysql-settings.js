@@ -4,6 +4,8 @@
 // turned into the native store's options. Every setting is used, or refused with an error naming
 // it; none is dropped. TLS above all: `ssl` makes TLS required, never a silent fallback.
 
+const { closest, COMMON, STORE_OPTIONS } = require('./options')
+
 /** Connection settings the native store honours. */
 const USED = new Set(['host', 'port', 'user', 'password', 'database', 'socketPath', 'ssl', 'connectTimeout',
   'connectionLimit', 'idleTimeout', 'uri'])
@@ -108,7 +110,9 @@ function nativeOf (settings, where, poolLimit) {
     if (key === 'stream') throw refuse(where, key, 'is not supported: ferrosession opens its own connections')
     if (key === 'localAddress') throw refuse(where, key, 'is not supported: the native driver cannot bind a local address')
     if (key === 'connectionConfig') continue
-    throw refuse(where, key, 'is not a setting ferrosession knows for MySQL')
+    // Store options are offered too: a misspelt one (`scheme`) reaches here as a connection setting.
+    const near = closest(key, [...USED, ...COMMON, ...STORE_OPTIONS.mysql])
+    throw refuse(where, key, 'is not a setting ferrosession knows for MySQL' + (near ? `; did you mean '${near}'?` : ''))
   }
   const port = s.port === undefined || s.port === null || s.port === '' ? undefined : Number(s.port)
   if (port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)) throw refuse(where, 'port', `must be a port number, got ${String(s.port)}`)

@@ -107,4 +107,4 @@ function distance (a, b) {
   return previous[b.length]
 }
 
-module.exports = { checkOptions, forStore, STORE_OPTIONS, COMMON, RETIRED }
+module.exports = { checkOptions, forStore, closest, STORE_OPTIONS, COMMON, RETIRED }
