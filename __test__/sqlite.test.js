@@ -210,3 +210,23 @@ describe('a store whose CREATE TABLE fails', () => {
     reader.close()
   }, 30000)
 })
+
+test('merged saves from two processes on one file keep each other\'s changes (the merge is one write transaction)', async () => {
+  const file = path.join(dir, 'merge.sqlite')
+  const setup = store({ path: file })
+  await setup.set('shared', sessionData(600000, { seed: true }))
+  const patcher = (name) => new Promise((resolve, reject) => {
+    const script = `
+      const { SqliteStore } = require(${JSON.stringify(path.join(__dirname, '..'))})
+      const store = new SqliteStore({ path: ${JSON.stringify(file)}, cleanupInterval: 0 })
+      const sess = { cookie: { originalMaxAge: 600000, expires: new Date(Date.now() + 600000).toISOString() } }
+      const saves = Array.from({ length: 50 }, (_, i) => store.patch('shared', { [${JSON.stringify(name)} + i]: i }, sess))
+      Promise.all(saves).then(() => store.close()).then(() => console.log('done'), (e) => { console.error(e.message); process.exit(1) })`
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`patcher exited ${code}`))))
+  })
+  await Promise.all([patcher('a'), patcher('b')])
+  const got = await setup.get('shared')
+  expect(got.seed).toBe(true)
+  expect(Object.keys(got).filter((k) => /^[ab]\d+$/.test(k)).length).toBe(100)
+}, 60000)

@@ -13,7 +13,7 @@ use napi_derive::napi;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use crate::backend::{Backend, Stored};
+use crate::backend::{Backend, Reply, Request, Stored, run_one_plainly};
 use crate::clock::{iso_from_ms, ms_from_iso};
 use crate::dispatch::Dispatcher;
 use crate::error::{BackendError, BackendResult, ErrorKind};
@@ -249,6 +249,46 @@ impl Backend for SqliteBackend {
   /// connect-session-knex computes `expired` from the cookie's maxAge a moment after JS did.
   fn expiry_precision_ms(&self) -> f64 {
     10.0
+  }
+
+  /// A patch in one write transaction on the file: read, merge, write, commit. SQLite's write
+  /// lock makes it atomic against every other process on the file too.
+  async fn run_one(&self, request: &Request) -> BackendResult<Reply> {
+    let Request::Patch {
+      sid,
+      patch,
+      expires_at_ms,
+      now_ms,
+    } = request
+    else {
+      return run_one_plainly(self, request).await;
+    };
+    let (sid, patch) = (sid.clone(), patch.clone());
+    let (expired, now) = (expired_text(*expires_at_ms), iso_from_ms(*now_ms));
+    self
+      .with_conn(move |c, q| {
+        c.execute_batch("BEGIN IMMEDIATE")?;
+        let outcome = (|| {
+          let stored: Option<Vec<u8>> = c
+            .prepare_cached(&q.get)?
+            .query_row(params![sid, now], |r| raw_text(r, 0))
+            .optional()?;
+          // Gone: nothing is written. Unreadable or not mergeable: left alone, as for get.
+          let merged = stored
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|text| crate::merge_patch::merge(&text, &patch).ok());
+          if let Some(merged) = merged {
+            c.prepare_cached(&q.set)?.execute(params![sid, merged, expired])?;
+          }
+          c.execute_batch("COMMIT")
+        })();
+        if outcome.is_err() {
+          end_transaction(c);
+        }
+        outcome
+      })
+      .await
+      .map(|()| Reply::Done)
   }
 
   async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<Stored>> {
