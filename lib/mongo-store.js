@@ -102,10 +102,7 @@ class MongoStore extends NativeBackedStore {
   // connect-mongo's events, with its arguments, emitted before the callback: `get`, `create` or
   // `update` (whether the write inserted the document) then `set`, `touch`, `destroy`, `all`.
   get (sid, cb) {
-    return this._run('get', cb, (done) => super.get(this._storageId(sid), (err, sess) => {
-      if (!err) this.emit('get', sid)
-      done(err, sess)
-    }))
+    return this._emitting(cb, (done) => super.get(this._storageId(sid), done), () => this.emit('get', sid))
   }
 
   set (sid, sess, cb) {
@@ -124,34 +121,38 @@ class MongoStore extends NativeBackedStore {
 
   /** session()'s merged save: an update of the stored document (connect-mongo: update, set). */
   patch (sid, patch, sess, cb) {
-    return this._run('patch', cb, (done) => super.patch(this._storageId(sid), patch, sess, (err) => {
-      if (!err) {
-        this.emit('update', sid)
-        this.emit('set', sid)
-      }
-      done(err)
-    }))
+    return this._emitting(cb, (done) => super.patch(this._storageId(sid), patch, sess, done), () => {
+      this.emit('update', sid)
+      this.emit('set', sid)
+    })
   }
 
   touch (sid, sess, cb) {
-    return this._run('touch', cb, (done) => super.touch(this._storageId(sid), sess, (err) => {
-      if (!err) this.emit('touch', sid, sess)
-      done(err)
-    }))
+    return this._emitting(cb, (done) => super.touch(this._storageId(sid), sess, done), () => this.emit('touch', sid, sess))
   }
 
   destroy (sid, cb) {
-    return this._run('destroy', cb, (done) => super.destroy(this._storageId(sid), (err) => {
-      if (!err) this.emit('destroy', sid)
-      done(err)
-    }))
+    return this._emitting(cb, (done) => super.destroy(this._storageId(sid), done), () => this.emit('destroy', sid))
   }
 
   all (cb) {
-    return this._run('all', cb, (done) => super.all((err, sessions) => {
-      if (!err) this.emit('all', sessions)
-      done(err, sessions)
-    }))
+    return this._emitting(cb, (done) => super.all(done), (sessions) => this.emit('all', sessions))
+  }
+
+  /**
+   * `call(done)` runs the parent's method with a callback; `emit(value)` fires connect-mongo's
+   * event once it succeeded, before the app's callback or Promise sees the answer. The parent
+   * keeps the callback contract (once, in-flight counting for close()); this adds no second layer.
+   */
+  _emitting (cb, call, emit) {
+    const answer = (respond) => (err, value) => {
+      if (!err) emit(value)
+      respond(err, value)
+    }
+    if (typeof cb === 'function') return call(answer(cb))
+    const promise = new Promise((resolve, reject) => call(answer((err, value) => (err ? reject(err) : resolve(value)))))
+    promise.catch(() => {}) // as every store's Promise: express-session calls destroy without a callback
+    return promise
   }
 
   /** connect-mongo's clear() calls back with no value (other stores answer how many went). */

@@ -42,6 +42,9 @@ const STORE_OPTIONS = {
 }
 
 const warned = new Set()
+/** Every name some store takes; each store's own (with COMMON): built once, used per constructor. */
+const EVERY_KNOWN = new Set([...COMMON, ...Object.values(STORE_OPTIONS).flat()])
+const KNOWN = Object.fromEntries(Object.entries(STORE_OPTIONS).map(([backend, own]) => [backend, new Set([...COMMON, ...own])]))
 
 /**
  * Refuses any own key of `options` that is neither common, in `own`, nor retired; warns once per
@@ -49,7 +52,7 @@ const warned = new Set()
  */
 function checkOptions (options, backend, name) {
   if (options === null || typeof options !== 'object') return
-  const known = new Set([...COMMON, ...STORE_OPTIONS[backend]])
+  const known = KNOWN[backend]
   for (const key of Object.keys(options)) {
     if (known.has(key)) continue
     if (Object.hasOwn(RETIRED, key)) {
@@ -71,15 +74,14 @@ function checkOptions (options, backend, name) {
  */
 function forStore (options, backend) {
   if (options === null || typeof options !== 'object') return options
-  const everyKnown = new Set([...COMMON, ...Object.values(STORE_OPTIONS).flat()])
-  const own = new Set([...COMMON, ...STORE_OPTIONS[backend]])
+  const own = KNOWN[backend]
   const out = {}
   for (const key of Object.keys(options)) {
-    if (!everyKnown.has(key) && !Object.hasOwn(RETIRED, key) && backend !== 'mysql') {
-      const near = closest(key, [...everyKnown])
+    if (!EVERY_KNOWN.has(key) && !Object.hasOwn(RETIRED, key) && backend !== 'mysql') {
+      const near = closest(key, [...EVERY_KNOWN])
       throw new TypeError(`ferrosession createStore: unknown option '${key}'` + (near ? `; did you mean '${near}'?` : ''))
     }
-    if (own.has(key) || !everyKnown.has(key)) out[key] = options[key]
+    if (own.has(key) || !EVERY_KNOWN.has(key)) out[key] = options[key]
   }
   return out
 }

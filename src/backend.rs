@@ -185,21 +185,16 @@ pub async fn run_one_plainly<B: Backend + ?Sized>(backend: &B, request: &Request
       // Read, merge, write: no other request of this process for the sid comes in between
       // (call order per sid, sid_order.rs).
       let stored = match backend.get(sid, *now_ms).await {
-        Ok(Some(stored)) => stored,
-        Ok(None) => return Ok(Reply::Done), // gone: never recreated
-        Err(e) if e.kind == crate::error::ErrorKind::Unparsable => return Ok(Reply::Done),
+        Ok(stored) => stored,
+        Err(e) if e.kind == crate::error::ErrorKind::Unparsable => None, // absent for the app
         Err(e) => return Err(e),
       };
-      let merged = match crate::merge_patch::merge(&stored.value, patch) {
-        Ok(merged) => merged,
-        // What is stored is no session JSON can merge into: absent for the app, left alone.
-        Err(e) if e.kind == crate::error::ErrorKind::Unparsable => return Ok(Reply::Done),
-        Err(e) => return Err(e),
-      };
-      backend
-        .set(sid, &merged, *expires_at_ms, *now_ms)
-        .await
-        .map(|()| Reply::Done)
+      // Gone, or nothing JSON can merge into: never recreated, left alone.
+      let Some(stored) = stored else { return Ok(Reply::Done) };
+      if let Some(merged) = crate::merge_patch::merge_or_absent(stored.value.into_bytes(), patch)? {
+        backend.set(sid, &merged, *expires_at_ms, *now_ms).await?;
+      }
+      Ok(Reply::Done)
     }
   }
 }

@@ -16,6 +16,20 @@ enum Node<'a> {
   Raw(&'a str),
 }
 
+/// `stored` (raw bytes) with `patch` merged in, or `None` when what is stored is no session JSON
+/// can merge into (not UTF-8, not JSON): such a session is absent for the app and left alone.
+/// A patch that is not a JSON object is an error.
+pub fn merge_or_absent(stored: Vec<u8>, patch: &str) -> BackendResult<Option<String>> {
+  let Ok(text) = String::from_utf8(stored) else {
+    return Ok(None);
+  };
+  match merge(&text, patch) {
+    Ok(merged) => Ok(Some(merged)),
+    Err(e) if e.kind == crate::error::ErrorKind::Unparsable => Ok(None),
+    Err(e) => Err(e),
+  }
+}
+
 /// `stored` with `patch` (a JSON object) merged in, as RFC 7396 says.
 pub fn merge(stored: &str, patch: &str) -> BackendResult<String> {
   let target = parse_all(stored).map_err(|why| BackendError::unparsable(format!("the stored session {why}")))?;

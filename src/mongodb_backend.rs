@@ -234,7 +234,6 @@ impl MongoBackend {
     Ok(Some(Stored { value, expires_at_ms }))
   }
 
-  /// connect-mongo's upsert of a whole session (`lastModified` with touchAfter, `createdAt` /
   /// The upsert of a whole session (`set_update`); whether it created the document.
   async fn upsert(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<bool> {
     let update = self.set_update(sid, value, expires_at_ms, now_ms)?;
@@ -247,6 +246,7 @@ impl MongoBackend {
       .map_err(|e| classify(&e))
   }
 
+  /// connect-mongo's upsert of a whole session (`lastModified` with touchAfter, `createdAt` /
   /// `updatedAt` with timestamps).
   fn set_update(&self, sid: &str, value: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<Document> {
     let session = self.value_of(value)?;

@@ -18,7 +18,8 @@ use tokio::sync::oneshot;
 /// The line of every sid with a request in flight: the last request's "finished" signal.
 #[derive(Default)]
 pub struct SidOrder {
-  tails: Mutex<HashMap<String, Tail>>,
+  /// Keyed by the same `Arc<str>` the places hold: one allocation per request for its sid.
+  tails: Mutex<HashMap<Arc<str>, Tail>>,
 }
 
 struct Tail {
@@ -30,7 +31,7 @@ struct Tail {
 /// panicked) lets the next request for the sid go.
 pub struct Place {
   order: Arc<SidOrder>,
-  sid: String,
+  sid: Arc<str>,
   ticket: u64,
   before: Option<Shared<oneshot::Receiver<()>>>,
   _finished: oneshot::Sender<()>,
@@ -46,16 +47,20 @@ impl SidOrder {
       ticket,
       finished: signal.shared(),
     };
-    let before = match tails.get_mut(sid) {
-      Some(slot) => Some(std::mem::replace(slot, tail).finished),
+    let (sid, before) = match tails.get_key_value(sid).map(|(key, _)| key.clone()) {
+      Some(key) => {
+        let before = tails.insert(key.clone(), tail).map(|t| t.finished);
+        (key, before)
+      }
       None => {
-        tails.insert(sid.to_string(), tail);
-        None
+        let key: Arc<str> = Arc::from(sid);
+        tails.insert(key.clone(), tail);
+        (key, None)
       }
     };
     Place {
       order: self.clone(),
-      sid: sid.to_string(),
+      sid,
       ticket,
       before,
       _finished: finished,
@@ -82,8 +87,8 @@ impl Drop for Place {
   fn drop(&mut self) {
     let mut tails = self.order.tails.lock().unwrap_or_else(|p| p.into_inner());
     // Forget the line once its last request is done; a later request already replaced the tail.
-    if tails.get(&self.sid).is_some_and(|t| t.ticket == self.ticket) {
-      tails.remove(&self.sid);
+    if tails.get(&*self.sid).is_some_and(|t| t.ticket == self.ticket) {
+      tails.remove(&*self.sid);
     }
   }
 }

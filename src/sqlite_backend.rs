@@ -274,20 +274,19 @@ impl Backend for SqliteBackend {
             .query_row(params![sid, now], |r| raw_text(r, 0))
             .optional()?;
           // Gone: nothing is written. Unreadable or not mergeable: left alone, as for get.
-          let merged = stored
-            .and_then(|raw| String::from_utf8(raw).ok())
-            .and_then(|text| crate::merge_patch::merge(&text, &patch).ok());
-          if let Some(merged) = merged {
+          let merged = stored.map(|raw| crate::merge_patch::merge_or_absent(raw, &patch));
+          if let Some(Ok(Some(merged))) = &merged {
             c.prepare_cached(&q.set)?.execute(params![sid, merged, expired])?;
           }
-          c.execute_batch("COMMIT")
+          c.execute_batch("COMMIT")?;
+          Ok(merged.transpose().map(drop))
         })();
         if outcome.is_err() {
           end_transaction(c);
         }
         outcome
       })
-      .await
+      .await?
       .map(|()| Reply::Done)
   }
 

@@ -225,10 +225,13 @@ function session (options) {
     }
 
     function inflate (req, sess) {
+      // The cookie as stored (createSession puts a Cookie in its place and leaves it unchanged):
+      // what a merged save diffs against, with no serialising on requests that do not save.
+      const storedCookie = sess.cookie
       store.createSession(req, sess)
       originalId = req.sessionID
       originalState = stateOf(sess)
-      loaded = { session: req.session, id: req.sessionID, state: originalState, cookie: JSON.stringify(req.session.cookie) }
+      loaded = { session: req.session, id: req.sessionID, state: originalState, cookie: storedCookie }
       if (!resaveSession) savedState = originalState
       wrapmethods(req.session)
     }
@@ -270,7 +273,7 @@ function session (options) {
     function patchFor (sess) {
       if (!mergeSaves || loaded === null || loaded.session !== sess || loaded.id !== req.sessionID) return null
       if (typeof store.patch !== 'function' || store.mergesPatches !== true) return null
-      const before = { cookie: JSON.parse(loaded.cookie), ...JSON.parse(loaded.state) }
+      const before = { cookie: loaded.cookie, ...JSON.parse(loaded.state) }
       // The JSON shouldSave just computed (without the cookie), when it did.
       const state = serialised.get(sess)
       const after = state === undefined ? JSON.parse(JSON.stringify(sess)) : { cookie: JSON.parse(JSON.stringify(sess.cookie)), ...JSON.parse(state) }
