@@ -11,6 +11,14 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class Dispatcher {
   constructor(callback: (ids: number[], codes: (string | null)[], messages: (string | null)[], values: (string | (string | null)[] | number | null)[], expiries: number[]) => void)
+  /** The next round of answers, for JS to deliver (it pulls from `setImmediate` after a round). */
+  pull(): [number[], (string | null)[], (string | null)[], (string | (string | null)[] | number | null)[], number[]]
+  /**
+   * Called by JS after each round: `true` when answers are waiting (JS pulls them on its next
+   * turn); `false` when none is, and then the next answer wakes JS through the threadsafe
+   * function.
+   */
+  settle(): boolean
   /**
    * `true` while requests are in flight: the process stays alive until they are answered.
    * `false` when none is left, so an idle app exits on its own.
@@ -19,20 +27,23 @@ export declare class Dispatcher {
 }
 
 export declare class NativeStore {
-  /** A bounded in-process store. */
-  static memory(dispatcher: Dispatcher, storeId: number, options: MemoryOptions): NativeStore
   /** Whether this store answers from the call itself (no I/O); JS then never batches its requests. */
   get runsInline(): boolean
-  get(id: number, sid: string, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
-  /** `expires_at_ms` NaN: the session never expires (`disableTTL`). */
-  set(id: number, sid: string, value: string, expiresAtMs: number, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
-  /** Moves the expiry only (the stored text keeps its cookie). */
-  touch(id: number, sid: string, expiresAtMs: number, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
+  /**
+   * One get/set/patch/touch/destroy request, by its code (`OP_*`), with the fields a batch
+   * sends for it: `value` is the session's text (set) or a JSON merge patch (patch), empty
+   * otherwise; `expires_at_ms` NaN: never expires; `now_ms` may be NaN for a destroy.
+   */
+  request(id: number, op: number, sid: string, value: string, expiresAtMs: number, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
   /** How much later than asked this backend may expire a session (its granularity), in ms. */
   get expiryPrecisionMs(): number
+  /**
+   * Keys the last ids/all/length skipped because they cannot be a session id (Redis keys that
+   * are not UTF-8), for JS to report through errorLog.
+   */
+  get skippedByLastListing(): number
   /** Whether the expiry reads report runs on the real clock (Redis's TTL). */
   get expiryOnRealClock(): boolean
-  destroy(id: number, sid: string): undefined | null | string | (string | null)[] | number | [string, number]
   ids(id: number, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
   /** Answers a flat list `[sid1, value1, sid2, value2, ...]`: one array, no object per session. */
   all(id: number, nowMs: number): undefined | null | string | (string | null)[] | number | [string, number]
@@ -60,21 +71,28 @@ export declare class NativeStore {
    * Refused unless the process was started with FERROSESSION_TEST_HOOKS=1.
    */
   panicInTask(id: number): undefined | null | string | (string | null)[] | number | [string, number]
+  /** A bounded in-process store. */
+  static memory(dispatcher: Dispatcher, storeId: number, common: CommonOptions, options: MemoryOptions): NativeStore
   /** Puts encryption in front of this store's backend; called once, before any request. */
   encrypt(options: EncryptionOptions): void
-  /** A MongoDB store (connect-mongo's documents). Constructing opens no connection. */
-  static mongodb(dispatcher: Dispatcher, storeId: number, options: MongoOptions): NativeStore
-  /** A MySQL/MariaDB store. Constructing opens no connection. */
-  static mysql(dispatcher: Dispatcher, storeId: number, options: MysqlOptions): NativeStore
-  /**
-   * A PostgreSQL store (connect-pg-simple's or connect-session-knex's table). Constructing opens
-   * no connection.
-   */
-  static postgres(dispatcher: Dispatcher, storeId: number, options: PostgresOptions): NativeStore
-  /** A Redis store. Constructing opens no connection; the first request does. */
-  static redis(dispatcher: Dispatcher, storeId: number, options: RedisOptions): NativeStore
+  /** A Redis store (a server, a Cluster or the master Sentinels name). Opens no connection. */
+  static redis(dispatcher: Dispatcher, storeId: number, common: CommonOptions, options: RedisOptions): NativeStore
+  /** A PostgreSQL store (connect-pg-simple's or connect-session-knex's table). Opens no connection. */
+  static postgres(dispatcher: Dispatcher, storeId: number, common: CommonOptions, options: PostgresOptions): NativeStore
+  /** A MySQL/MariaDB store. Opens no connection. */
+  static mysql(dispatcher: Dispatcher, storeId: number, common: CommonOptions, options: MysqlOptions): NativeStore
+  /** A MongoDB store (connect-mongo's documents). Opens no connection. */
+  static mongodb(dispatcher: Dispatcher, storeId: number, common: CommonOptions, options: MongoOptions): NativeStore
   /** A SQLite store (connect-session-knex's table) in a file or `:memory:`. */
-  static sqlite(dispatcher: Dispatcher, storeId: number, options: SqliteOptions): NativeStore
+  static sqlite(dispatcher: Dispatcher, storeId: number, common: CommonOptions, options: SqliteOptions): NativeStore
+}
+
+/** What every store takes, whatever its backend (absent: the default). */
+export interface CommonOptions {
+  commandTimeoutMs?: number
+  connectTimeoutMs?: number
+  /** 0 keeps idle connections open. */
+  idleTimeoutMs?: number
 }
 
 /** Every callback fires within this many ms unless the store says otherwise (`commandTimeout`). */
@@ -83,21 +101,17 @@ export declare const DEFAULT_COMMAND_TIMEOUT_MS: number
 /** Opening a connection gives up after this many ms unless the store says otherwise. */
 export declare const DEFAULT_CONNECT_TIMEOUT_MS: number
 
-/** A key as JS passes it: 32 raw bytes, or a passphrase. */
-export interface EncryptionKey {
+/** Idle connections are closed after this many ms unless the store says otherwise (`idleTimeout`). */
+export declare const DEFAULT_IDLE_TIMEOUT_MS: number
+
+export interface EncryptionKeyOptions {
   raw?: Buffer
   passphrase?: string
 }
 
 export interface EncryptionOptions {
-  /** The first encrypts; all decrypt. */
-  keys: Array<EncryptionKey>
-  /** Read values stored before encryption was turned on (never written so). */
+  keys: Array<EncryptionKeyOptions>
   readPlaintext: boolean
-  /**
-   * connect-mongo's WebCrypto adapter secret: its ciphertexts (AES-GCM, PBKDF2-SHA-256 with its
-   * default salt and 310,000 rounds) stay readable.
-   */
   connectMongoSecret?: string
 }
 
@@ -107,39 +121,30 @@ export declare function matchesSecret(input: string, secret: string | Buffer): b
 export declare function matchingSecret(input: string, secrets: Array<string | Buffer>): number
 
 export interface MemoryOptions {
-  /** Most sessions kept; the least recently used go first. Absent: no entry limit. */
   max?: number
-  /** Most bytes of session ids plus serialised sessions kept. Absent: no byte limit. */
   maxBytes?: number
 }
 
+/** connect-mongo's `autoRemove`. */
+export type MongoAutoRemove = 'native' | 'interval' | 'disabled'
+
 export interface MongoOptions {
-  /** `mongodb://` or `mongodb+srv://`, with its options (TLS, auth, replica set, ...). */
   url: string
   dbName?: string
   collectionName: string
-  /** true: `session` holds the serialised text; false: that JSON as a BSON document. */
   stringify: boolean
-  /** `native` (a TTL index on `expires`), `interval` or `disabled`. */
-  autoRemove: string
-  /**
-   * Write `lastModified` (connect-mongo's `touchAfter`), so connect-mongo reading these
-   * documents skips touches the same way.
-   */
+  autoRemove: MongoAutoRemove
   lastModified: boolean
-  /** `createdAt` on insert and `updatedAt` on every write. */
   timestamps: boolean
-  /** connect-mongo's `writeOperationOptions`: `w` as a number or a tag, `j`, `wtimeout` (ms). */
   writeNodes?: number
   writeTag?: string
   writeJournal?: boolean
   writeTimeoutMs?: number
   poolSize?: number
-  connectTimeoutMs?: number
-  commandTimeoutMs?: number
-  /** Pooled connections unused for this long are closed (ms); 0 keeps them. */
-  idleTimeoutMs?: number
 }
+
+/** Whose table: express-mysql-session's or connect-session-knex's. */
+export type MysqlLayout = 'express-mysql-session' | 'knex'
 
 export interface MysqlOptions {
   host?: string
@@ -147,36 +152,23 @@ export interface MysqlOptions {
   user?: string
   password?: string
   database?: string
-  /** A Unix socket path (mysql2's `socketPath`): used instead of host and port. */
   socketPath?: string
-  /** `express-mysql-session` or `knex`. */
-  layout: string
-  /** The table, `database.table` allowed (express-mysql-session splits on the dot). */
+  layout: MysqlLayout
   tableName: string
   sidColumn: string
   expiresColumn: string
   dataColumn: string
   createTable: boolean
-  /** express-mysql-session's `charset`: the collation of the created table's text columns. */
   collation?: string
   poolSize?: number
-  connectTimeoutMs?: number
-  commandTimeoutMs?: number
-  /** Pooled connections unused for this long are closed (ms); 0 keeps them. */
-  idleTimeoutMs?: number
-  /** Present: TLS is required (never a silent fallback to plaintext). */
-  tls?: MysqlTls
+  tls?: MysqlTlsOptions
 }
 
-/** mysql2's `ssl` option, as JS read it. */
-export interface MysqlTls {
-  /** PEM certificates to trust instead of the built-in roots. */
+export interface MysqlTlsOptions {
   ca?: Array<string>
   cert?: string
   key?: string
-  /** false: any certificate is accepted (mysql2's `rejectUnauthorized: false`). */
   rejectUnauthorized: boolean
-  /** Check the certificate against this name instead of the host. */
   servername?: string
 }
 
@@ -185,12 +177,16 @@ export declare const OP_DESTROY: number
 /** Request codes of `batch`. JS reads these constants; nothing else numbers requests. */
 export declare const OP_GET: number
 
+export declare const OP_PATCH: number
+
 export declare const OP_SET: number
 
 export declare const OP_TOUCH: number
 
+/** Whose table: connect-pg-simple's or connect-session-knex's. */
+export type PostgresLayout = 'connect-pg-simple' | 'knex'
+
 export interface PostgresOptions {
-  /** A libpq connection string or `postgres://` URL; fields below override its parts. */
   connectionString?: string
   host?: string
   port?: number
@@ -201,28 +197,12 @@ export interface PostgresOptions {
   tableName: string
   createTableIfMissing: boolean
   poolSize?: number
-  connectTimeoutMs?: number
-  commandTimeoutMs?: number
-  /** Server-side `statement_timeout` in ms; 0 or absent leaves the server's setting. */
   statementTimeoutMs?: number
-  /**
-   * TLS as JS read it from the app's pg settings or PGSSLMODE; the connection string's own TLS
-   * parameters win over it, as in node-pg.
-   */
-  tls?: TlsSettings
-  /** Pooled connections unused for this long are closed (ms); 0 keeps them. */
-  idleTimeoutMs?: number
-  /** node-pg's `application_name` and `options` (startup options, `-c name=value ...`). */
+  tls?: TlsOptions
   applicationName?: string
   startupOptions?: string
-  /** `connect-pg-simple` (default) or `knex` (connect-session-knex's `sessions` table). */
-  layout?: string
-  /** The sid column of the knex layout (its `sidFieldName`). */
+  layout: PostgresLayout
   sidColumn?: string
-  /**
-   * Where JS found the connection settings (`conString`, `DATABASE_URL`, ...), named in the
-   * error when the server cannot be reached.
-   */
   settingsSource?: string
 }
 
@@ -241,35 +221,18 @@ export declare function raiseUncaught(error: unknown): void
 export declare function realNowMs(): number
 
 export interface RedisOptions {
-  /**
-   * `redis://[user:pass@]host:port[/db]`; `rediss://` for TLS. With a cluster or sentinel, the
-   * credentials, database and scheme every node is reached with.
-   */
   url: string
   prefix: string
   scanCount: number
-  connectTimeoutMs?: number
-  commandTimeoutMs?: number
-  /** PEM root certificate(s) to trust for `rediss://` instead of the system's. */
   tlsCa?: string
-  /** PEM client certificate (chain) and its key, for servers that require one. */
   tlsCert?: string
   tlsKey?: string
-  /** The root nodes of a Redis Cluster, as URLs. */
   cluster?: Array<string>
-  sentinel?: SentinelSettings
-  /** The connection is closed after this many ms without a request; 0 keeps it. */
-  idleTimeoutMs?: number
+  sentinel?: RedisSentinelOptions
 }
 
-/**
- * Sentinel settings: where the sentinels are and which master they watch. The data nodes'
- * credentials, database and TLS come from the store's `url`.
- */
-export interface SentinelSettings {
-  /** `redis://host:port` (or `rediss://`) of each sentinel. */
+export interface RedisSentinelOptions {
   sentinels: Array<string>
-  /** The master's name, as in `sentinel monitor <name> ...`. */
   name: string
   sentinelUsername?: string
   sentinelPassword?: string
@@ -278,25 +241,22 @@ export interface SentinelSettings {
 export declare function signature(value: string, secret: string | Buffer): string
 
 export interface SqliteOptions {
-  /** A file path, or `:memory:`. */
   path: string
   tableName: string
   sidFieldName: string
   createTable: boolean
-  /** How long a writer waits for another process's lock before giving up (ms). */
   busyTimeoutMs?: number
-  commandTimeoutMs?: number
 }
 
-/** A TLS request as JS (or a connection string) spelled it; PEM text, not file names. */
-export interface TlsSettings {
-  /** `disable`, `prefer`, `require`, `verify-ca` or `verify-full`. */
+/** TLS as JS read it from the app's pg settings or PGSSLMODE (mirrors `tls::TlsSettings`). */
+export interface TlsOptions {
+  /**
+   * Not an enum: PGSSLMODE may hold anything, and postgres_config.rs answers an unknown mode
+   * with the modes it knows.
+   */
   mode: string
-  /** PEM roots to trust instead of the system's. */
   ca?: string
-  /** PEM client certificate chain (leaf first) and its unencrypted key. */
   cert?: string
   key?: string
-  /** The name to check the certificate against instead of the host. */
   servername?: string
 }

@@ -107,3 +107,58 @@ await app.register(fastifySession, { secret: 'a secret with at least 32 characte
 `
   }, 'app.ts')
 }, 60000)
+
+/**
+ * What each kind of store hands its native factory (`openNative`), captured from real
+ * constructions (no connection is opened: stores connect on first use), across the settings
+ * that shape those objects most: layouts, TLS, clusters and sentinels, client objects.
+ */
+function capturedOpenings () {
+  const native = require('../lib/native')
+  const ferro = require('..')
+  const seen = []
+  const real = native.openNative
+  native.openNative = (backend, storeId, common, settings) => {
+    seen.push({ backend, common, settings })
+    return real(backend, storeId, common, settings)
+  }
+  const stores = []
+  try {
+    const make = (Class, options) => stores.push(new Class(options))
+    make(ferro.MemoryStore, { max: 10, maxBytes: 1e6 })
+    make(ferro.SqliteStore, { path: ':memory:', tableName: 't', busyTimeout: 100 })
+    make(ferro.RedisStore, { url: 'rediss://u:p@127.0.0.2:7000/2', prefix: 'p:', scanCount: 10, idleTimeout: 0 })
+    make(ferro.RedisStore, { cluster: { rootNodes: [{ url: 'redis://127.0.0.2:7001' }] } })
+    make(ferro.RedisStore, { sentinel: { sentinels: [{ host: '127.0.0.2', port: 26379 }], name: 'm', sentinelPassword: 'x' } })
+    make(ferro.PostgresStore, { conString: 'postgres://u@127.0.0.2/db?sslmode=require', schemaName: 's', statementTimeout: 500, createTableIfMissing: true })
+    make(ferro.PostgresStore, { conObject: { host: '127.0.0.2', ssl: { rejectUnauthorized: false }, application_name: 'a' } })
+    make(ferro.ConnectSessionKnexStore, { knex: require('knex')({ client: 'pg', connection: 'postgres://127.0.0.2/db' }), createTable: false })
+    make(ferro.MySqlStore, { host: '127.0.0.2', user: 'u', password: 'p', database: 'd', ssl: { rejectUnauthorized: true }, createDatabaseTable: false })
+    make(ferro.ConnectSessionKnexStore, { knex: require('knex')({ client: 'mysql2', connection: { host: '127.0.0.2' } }), createTable: false })
+    make(ferro.MongoStore, { mongoUrl: 'mongodb://127.0.0.2:27017/db', autoRemove: 'interval', touchAfter: 60, writeOperationOptions: { w: 'majority', j: true } })
+  } finally {
+    native.openNative = real
+    for (const store of stores) store.close?.(() => {})
+  }
+  return seen
+}
+
+const OPTION_TYPES = { memory: 'MemoryOptions', sqlite: 'SqliteOptions', redis: 'RedisOptions', postgres: 'PostgresOptions', mysql: 'MysqlOptions', mongodb: 'MongoOptions' }
+
+test('the option objects lib/ hands to Rust type-check against binding.d.ts (no field misspelt, missing or mistyped)', () => {
+  const seen = capturedOpenings()
+  expect(new Set(seen.map((s) => s.backend))).toEqual(new Set(Object.keys(OPTION_TYPES)))
+  // As object literals, so a field binding.d.ts does not declare is an error too.
+  const literal = (value) => JSON.stringify(value, (_key, v) => (v === undefined ? undefined : v))
+  const lines = seen.map(({ backend, common, settings }, i) =>
+    `const common${i}: CommonOptions = ${literal(common)}\nconst settings${i}: ${OPTION_TYPES[backend]} = ${literal(settings)}`)
+  const names = ['CommonOptions', ...new Set(Object.values(OPTION_TYPES))]
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotest-boundary-'))
+  try {
+    const file = path.join(dir, 'boundary.ts')
+    fs.writeFileSync(file, `import type { ${names.join(', ')} } from '${path.join(root, 'binding')}'\n${lines.join('\n')}\nexport {}\n`)
+    compile(['--types', 'node', '--noUnusedLocals', 'false', file])
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}, 60000)

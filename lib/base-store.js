@@ -46,6 +46,9 @@ class NativeBackedStore extends Store {
     this.maxSize = positiveOrUndefined(options.maxSize, 'maxSize', backend)
     this.commandTimeout = positiveOrUndefined(options.commandTimeout, 'commandTimeout', backend) ?? binding.DEFAULT_COMMAND_TIMEOUT_MS
     this.connectTimeout = positiveOrUndefined(options.connectTimeout, 'connectTimeout', backend) ?? binding.DEFAULT_CONNECT_TIMEOUT_MS
+    // Only stores that keep connections take it (lib/options.js); a subclass may take it from the
+    // app's own driver settings instead.
+    this.idleTimeout = idleMs(options.idleTimeout, backend) ?? binding.DEFAULT_IDLE_TIMEOUT_MS
     if (options.errorLog !== undefined && typeof options.errorLog !== 'function') {
       throw new TypeError(`ferrosession ${backend}: option errorLog must be a function`)
     }
@@ -70,6 +73,19 @@ class NativeBackedStore extends Store {
     this._batch = null // requests waiting for the end of this event-loop turn
     this._flushBatch = this._flushBatch.bind(this)
     this._reported = new Set() // sids whose unreadable session was reported once
+  }
+
+  /**
+   * Builds this store's native core from its backend's own settings plus the ones every store
+   * shares (timeouts, idle release), and attaches it.
+   */
+  _open (settings) {
+    const common = {
+      commandTimeoutMs: Math.ceil(this.commandTimeout),
+      connectTimeoutMs: Math.ceil(this.connectTimeout),
+      idleTimeoutMs: Math.ceil(this.idleTimeout)
+    }
+    this._attach(native.openNative(this._backend, this._storeId, common, settings))
   }
 
   _attach (core) {
@@ -406,10 +422,7 @@ class NativeBackedStore extends Store {
     // Requests queued before it go first: Rust keeps call order per sid from the native call on.
     if (big && this._batch !== null) this._flushBatch()
     if (this._inline || big || (this._batch === null && native.inFlight() === 0)) {
-      if (method === 'get') return this._call(method, done, sid, now)
-      if (method === 'destroy') return this._call(method, done, sid)
-      if (method === 'touch') return this._call(method, done, sid, at, now)
-      return this._call(method, done, sid, text, at, now)
+      return this._call('request', done, BATCHED[method], sid, text === undefined ? '' : text, at === undefined ? NaN : at, now === undefined ? NaN : now)
     }
     let b = this._batch
     if (b === null) {
@@ -591,6 +604,15 @@ function encryptionOf (encryption, backend) {
     readPlaintext: Boolean(encryption.readPlaintext),
     connectMongoSecret: encryption.connectMongoSecret === undefined ? undefined : String(encryption.connectMongoSecret)
   }
+}
+
+/** `idleTimeout` in ms; 0 keeps idle connections open. */
+function idleMs (value, backend) {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'number' || !(value >= 0) || value === Infinity) {
+    throw new TypeError(`ferrosession ${backend}: option idleTimeout must be a number of ms (0 keeps idle connections), got ${String(value)}`)
+  }
+  return value
 }
 
 function positiveOrUndefined (value, name, backend) {

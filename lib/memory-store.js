@@ -6,7 +6,6 @@
 
 const { NativeBackedStore } = require('./base-store')
 const { checkOptions } = require('./options')
-const { openNative } = require('./native')
 const { DAY_SECONDS } = require('./expiry')
 
 const DEFAULT_MAX = 100000
@@ -23,7 +22,7 @@ class MemoryStore extends NativeBackedStore {
     this.ttl = ttlInSeconds(options)
     this.checkPeriod = options.checkPeriod || 0
     this._schedulePruning(this.checkPeriod)
-    this._attach(openNative('memory', this._storeId, { max: this.max, maxBytes: this.maxBytes }))
+    this._open({ max: this.max, maxBytes: this.maxBytes })
   }
 
   /** express-session's MemoryStore answers all() with an object keyed by sid (no prototype). */

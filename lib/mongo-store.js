@@ -6,7 +6,7 @@
 const assert = require('node:assert/strict')
 const { NativeBackedStore } = require('./base-store')
 const { checkOptions } = require('./options')
-const { openNative } = require('./native')
+const { binding } = require('./binding')
 const { fromUrlAndOptions, fromClient } = require('./mongo-settings')
 const { withFactoryShape } = require('./factory-shape')
 const { normaliseTtl } = require('./expiry')
@@ -65,10 +65,7 @@ class MongoStore extends NativeBackedStore {
       lastModified: this.touchAfter > 0,
       timestamps: Boolean(options.timestamps),
       ...writeConcernOf(options.writeOperationOptions),
-      poolSize: options.poolSize,
-      connectTimeoutMs: Math.ceil(this.connectTimeout),
-      commandTimeoutMs: Math.ceil(this.commandTimeout),
-      idleTimeoutMs: 10000
+      poolSize: options.poolSize
     }
     if (this.autoRemove === 'interval') {
       const minutes = options.autoRemoveInterval ?? 10
@@ -76,7 +73,7 @@ class MongoStore extends NativeBackedStore {
     }
     // The client the store was given: connect-mongo's close() closes it, and so does ours.
     this._client = null
-    if (source) this._open(source.url, options.dbName)
+    if (source) this._openUrl(source.url, options.dbName)
     else if (options.client) this._openClient(options.client)
     else {
       // Requests made before the promise settles wait for it (base-store's _attaching).
@@ -92,11 +89,11 @@ class MongoStore extends NativeBackedStore {
   _openClient (client) {
     const settings = fromClient(client)
     this._client = client
-    this._open(settings.url, this.options.dbName ?? settings.dbName)
+    this._openUrl(settings.url, this.options.dbName ?? settings.dbName)
   }
 
-  _open (url, dbName) {
-    this._attach(openNative('mongodb', this._storeId, { url, dbName: dbName === undefined ? undefined : String(dbName), ...this._settings }))
+  _openUrl (url, dbName) {
+    this._open({ url, dbName: dbName === undefined ? undefined : String(dbName), ...this._settings })
   }
 
   // connect-mongo's events, with its arguments, emitted before the callback: `get`, `create` or
@@ -193,8 +190,10 @@ function refuseUnsupported (options) {
     throw new TypeError('ferrosession mongodb: options serialize/unserialize are not supported; ' +
       'give serializer: { stringify, parse } (text), or stringify: false for BSON documents')
   }
-  if (options.autoRemove !== undefined && !['native', 'interval', 'disabled'].includes(options.autoRemove)) {
-    throw new TypeError(`ferrosession mongodb: option autoRemove must be 'native', 'interval' or 'disabled', got ${String(options.autoRemove)}`)
+  // The allowed values are the native enum's (src/napi_stores.rs): defined once.
+  const autoRemoves = Object.values(binding.MongoAutoRemove)
+  if (options.autoRemove !== undefined && !autoRemoves.includes(options.autoRemove)) {
+    throw new TypeError(`ferrosession mongodb: option autoRemove must be ${autoRemoves.map((v) => `'${v}'`).join(', ')}, got ${String(options.autoRemove)}`)
   }
   if (options.transformId !== undefined && typeof options.transformId !== 'function') {
     throw new TypeError('ferrosession mongodb: option transformId must be a function')

@@ -6,14 +6,11 @@
 
 const { NativeBackedStore } = require('./base-store')
 const { COMMON, STORE_OPTIONS: OPTIONS_OF } = require('./options')
-const { openNative } = require('./native')
 const { nativeOf, fromConnection, fromUrl } = require('./mysql-settings')
 const { withFactoryShape } = require('./factory-shape')
 const { normaliseTtl } = require('./expiry')
 
 const DEFAULT_COLUMNS = { session_id: 'session_id', expires: 'expires', data: 'data' }
-/** Pooled connections idle this long are closed (as PostgresStore and RedisStore do). */
-const DEFAULT_IDLE_MS = 10000
 /** The store's own options (express-mysql-session's and ours); the rest are connection settings. */
 const STORE_OPTIONS = new Set([...COMMON, ...OPTIONS_OF.mysql])
 
@@ -70,10 +67,10 @@ class MySqlStore extends NativeBackedStore {
         onError: (err) => this.errorLog('Failed to clear expired sessions:', err)
       })
     }
-    this.idleTimeout = settings.idleTimeoutMs ?? DEFAULT_IDLE_MS
+    if (settings.idleTimeoutMs !== undefined) this.idleTimeout = settings.idleTimeoutMs
     if (options.commandTimeout == null && settings.commandTimeoutMs) this.commandTimeout = settings.commandTimeoutMs
     if (options.connectTimeout == null && settings.connectTimeoutMs) this.connectTimeout = settings.connectTimeoutMs
-    this._attach(openNative('mysql', this._storeId, {
+    this._open({
       host: settings.host,
       port: settings.port,
       user: settings.user,
@@ -88,11 +85,8 @@ class MySqlStore extends NativeBackedStore {
       dataColumn: String(columns.data),
       createTable: Boolean(createTable),
       collation: String(charset),
-      poolSize: options.poolSize ?? settings.poolSize,
-      connectTimeoutMs: Math.ceil(this.connectTimeout),
-      commandTimeoutMs: Math.ceil(this.commandTimeout),
-      idleTimeoutMs: Math.ceil(this.idleTimeout)
-    }))
+      poolSize: options.poolSize ?? settings.poolSize
+    })
     this._readyPromise = null
   }
 

@@ -124,12 +124,12 @@ function unregisterStore (id) {
  * The native core of one backend. Each backend is a cargo feature; a build without it says so
  * instead of failing with "is not a function".
  */
-function openNative (backend, storeId, options) {
+function openNative (backend, storeId, common, options) {
   const factory = binding.NativeStore[backend]
   if (typeof factory !== 'function') {
     throw new Error(`ferrosession ${backend}: this build of the native addon has no ${backend} backend (built without the cargo feature "${backend}")`)
   }
-  return factory.call(binding.NativeStore, dispatcher, storeId, options)
+  return factory.call(binding.NativeStore, dispatcher, storeId, common, options)
 }
 
 module.exports = { binding, dispatcher, nextId, register, request, fail, inFlight, registerStore, unregisterStore, openNative }

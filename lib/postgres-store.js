@@ -6,13 +6,10 @@
 
 const { checkOptions } = require('./options')
 const { NativeBackedStore } = require('./base-store')
-const { openNative } = require('./native')
 const { normaliseTtl } = require('./expiry')
 const { connectionOf } = require('./pg-settings')
 
 const DEFAULT_PRUNE_SECONDS = 900
-/** Pooled connections idle this long are closed (node-pg's idleTimeoutMillis default). */
-const DEFAULT_IDLE_MS = 10000
 
 class PostgresStore extends NativeBackedStore {
   constructor (options = {}) {
@@ -56,12 +53,9 @@ class PostgresStore extends NativeBackedStore {
     // The store's own options win; then what the app's pg settings say; then the defaults.
     if (options.commandTimeout == null && connection.commandTimeoutMs) this.commandTimeout = connection.commandTimeoutMs
     if (options.connectTimeout == null && connection.connectTimeoutMs) this.connectTimeout = connection.connectTimeoutMs
-    this.idleTimeout = options.idleTimeout ?? connection.idleTimeoutMs ?? DEFAULT_IDLE_MS
-    if (typeof this.idleTimeout !== 'number' || !(this.idleTimeout >= 0)) {
-      throw new TypeError(`ferrosession postgres: option idleTimeout must be a number of ms (0 keeps idle connections), got ${String(options.idleTimeout)}`)
-    }
+    if (options.idleTimeout == null && connection.idleTimeoutMs !== undefined) this.idleTimeout = connection.idleTimeoutMs
     const statementTimeout = options.statementTimeout ?? connection.statementTimeoutMs
-    this._attach(openNative('postgres', this._storeId, {
+    this._open({
       connectionString: connection.connectionString,
       host: connection.host,
       port: connection.port,
@@ -78,11 +72,8 @@ class PostgresStore extends NativeBackedStore {
       layout: knex ? 'knex' : 'connect-pg-simple',
       sidColumn: knex ? String(this.sidFieldName) : undefined,
       poolSize: options.poolSize ?? connection.poolSize,
-      connectTimeoutMs: Math.ceil(this.connectTimeout),
-      commandTimeoutMs: Math.ceil(this.commandTimeout),
-      statementTimeoutMs: statementTimeout ? Math.ceil(statementTimeout) : undefined,
-      idleTimeoutMs: Math.ceil(this.idleTimeout)
-    }))
+      statementTimeoutMs: statementTimeout ? Math.ceil(statementTimeout) : undefined
+    })
   }
 
   /** connect-pg-simple's `"schema"."table"` reference. */

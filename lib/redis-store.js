@@ -6,13 +6,9 @@
 // native connection, so the app's construction code stays as it is.
 
 const { NativeBackedStore } = require('./base-store')
-const { openNative } = require('./native')
 const { normaliseTtl } = require('./expiry')
 const { connectionOf } = require('./redis-settings')
 const { checkOptions } = require('./options')
-
-/** The connection is closed after this long without a request (it reopens on the next one). */
-const DEFAULT_IDLE_MS = 10000
 
 class RedisStore extends NativeBackedStore {
   constructor (options = {}) {
@@ -27,11 +23,7 @@ class RedisStore extends NativeBackedStore {
     }
     this.ttl = normaliseTtl(options.ttl, 'redis')
     this.disableTTL = Boolean(options.disableTTL)
-    this.idleTimeout = options.idleTimeout ?? DEFAULT_IDLE_MS
-    if (typeof this.idleTimeout !== 'number' || !(this.idleTimeout >= 0)) {
-      throw new TypeError(`ferrosession redis: option idleTimeout must be a number of ms (0 keeps the connection), got ${String(options.idleTimeout)}`)
-    }
-    this._attach(openNative('redis', this._storeId, {
+    this._open({
       url: connection.url,
       cluster: connection.cluster,
       sentinel: connection.sentinel,
@@ -40,11 +32,8 @@ class RedisStore extends NativeBackedStore {
       tlsKey: connection.tls.key,
       // A client's own key prefix (ioredis keyPrefix) applies before ours: keys stay what the app had.
       prefix: connection.keyPrefix + this.prefix,
-      scanCount: this.scanCount,
-      connectTimeoutMs: Math.ceil(this.connectTimeout),
-      commandTimeoutMs: Math.ceil(this.commandTimeout),
-      idleTimeoutMs: Math.ceil(this.idleTimeout)
-    }))
+      scanCount: this.scanCount
+    })
   }
 }
 

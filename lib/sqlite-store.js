@@ -6,7 +6,6 @@
 const path = require('node:path')
 const { checkOptions } = require('./options')
 const { NativeBackedStore } = require('./base-store')
-const { openNative } = require('./native')
 const { normaliseTtl } = require('./expiry')
 
 const DEFAULT_FILE = 'sessions.sqlite'
@@ -26,14 +25,13 @@ class SqliteStore extends NativeBackedStore {
     const interval = options.cleanupInterval ?? options.clearInterval ?? 60000
     this.onDbCleanupError = typeof options.onDbCleanupError === 'function' ? options.onDbCleanupError : (err) => console.error(err)
     this._schedulePruning(disabled ? 0 : interval, { onError: this.onDbCleanupError })
-    this._attach(openNative('sqlite', this._storeId, {
+    this._open({
       path: this.path,
       tableName: String(this.tableName),
       sidFieldName: String(this.sidFieldName),
       createTable: Boolean(createTable),
-      busyTimeoutMs: options.busyTimeout ? Math.ceil(options.busyTimeout) : undefined,
-      commandTimeoutMs: Math.ceil(this.commandTimeout)
-    }))
+      busyTimeoutMs: options.busyTimeout ? Math.ceil(options.busyTimeout) : undefined
+    })
   }
 }
 

@@ -71,11 +71,17 @@ function toolchainProblem () {
 function buildAddon ({ quiet = false } = {}) {
   const started = Date.now()
   const locked = fs.existsSync(path.join(root, 'Cargo.lock')) ? ['--locked'] : []
-  const build = spawnSync('cargo', ['build', '--release', ...locked, ...(quiet ? ['--quiet'] : [])], { cwd: root, stdio: 'inherit' })
+  const typeDefs = bindingSources()
+  const env = typeDefs ? { ...process.env, NAPI_TYPE_DEF_TMP_FOLDER: typeDefs.dir } : process.env
+  const build = spawnSync('cargo', ['build', '--release', ...locked, ...(quiet ? ['--quiet'] : [])], { cwd: root, stdio: 'inherit', env })
   if (build.status !== 0) {
     const err = new Error(`cargo build failed (exit ${build.status})`)
     err.status = build.status || 1
     throw err
+  }
+  if (typeDefs) {
+    const written = spawnSync(process.execPath, [path.join(__dirname, 'write-binding.js'), typeDefs.dir], { cwd: root, stdio: 'inherit' })
+    if (written.status !== 0) throw Object.assign(new Error('writing binding.js and binding.d.ts failed'), { status: 1 })
   }
   // Copy beside it, then rename: overwriting the file in place would change the code under any
   // process that has the old addon loaded (this one, after loads()), which then crashes.
@@ -83,6 +89,28 @@ function buildAddon ({ quiet = false } = {}) {
   fs.copyFileSync(path.join(targetDir(), 'release', libraryName()), `${addon}.tmp`)
   fs.renameSync(`${addon}.tmp`, addon)
   return Date.now() - started
+}
+
+/**
+ * In a checkout with the dev dependencies (not an installed package), every build regenerates
+ * binding.js and binding.d.ts: napi-derive records each export's type while the crate compiles,
+ * into a folder under the target directory. A fixed folder keeps cargo's fingerprint stable; when
+ * the record is missing (a target directory built before), the crate is made to compile again.
+ */
+function bindingSources () {
+  if (root.split(path.sep).includes('node_modules')) return null
+  try {
+    require.resolve('@napi-rs/cli', { paths: [root] })
+  } catch {
+    return null
+  }
+  const dir = path.join(targetDir(), 'napi-type-defs')
+  fs.mkdirSync(dir, { recursive: true })
+  if (!fs.existsSync(path.join(dir, 'ferrosession'))) {
+    const now = new Date()
+    fs.utimesSync(path.join(root, 'src', 'lib.rs'), now, now)
+  }
+  return { dir }
 }
 
 function targetDir () {

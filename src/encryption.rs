@@ -14,12 +14,9 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use napi::bindgen_prelude::Buffer;
-use napi_derive::napi;
 
 use crate::backend::{Backend, Reply, Request, Stored, stored_text};
 use crate::error::{BackendError, BackendResult};
-use crate::native_store::NativeStore;
 
 const PREFIX: &str = "fse1:";
 const NONCE: usize = 12;
@@ -30,15 +27,13 @@ const PASSPHRASE_SALT: &[u8] = b"ferrosession:encryption:v1";
 /// connect-mongo's `createWebCryptoAdapter` default salt.
 const CONNECT_MONGO_SALT: &[u8] = b"connect-mongo:webcrypto-default-salt";
 
-/// A key as JS passes it: 32 raw bytes, or a passphrase.
-#[napi(object)]
+/// A key: 32 raw bytes, or a passphrase (one of the two).
 pub struct EncryptionKey {
-  pub raw: Option<Buffer>,
+  pub raw: Option<Vec<u8>>,
   pub passphrase: Option<String>,
 }
 
-#[napi(object)]
-pub struct EncryptionOptions {
+pub struct EncryptionConfig {
   /// The first encrypts; all decrypt.
   pub keys: Vec<EncryptionKey>,
   /// Read values stored before encryption was turned on (never written so).
@@ -48,17 +43,10 @@ pub struct EncryptionOptions {
   pub connect_mongo_secret: Option<String>,
 }
 
-#[napi]
-impl NativeStore {
-  /// Puts encryption in front of this store's backend; called once, before any request.
-  #[napi(catch_unwind)]
-  pub fn encrypt(&mut self, options: EncryptionOptions) -> napi::Result<()> {
-    let name = self.backend().name();
-    let sealer = Sealer::new(&options).map_err(|e| napi::Error::from_reason(e.message(name, "options")))?;
-    let inner = self.backend();
-    self.set_backend(Arc::new(Encrypted { inner, sealer }));
-    Ok(())
-  }
+/// `inner` with every value sealed on the way in and opened on the way out.
+pub fn encrypted(inner: Arc<dyn Backend>, config: &EncryptionConfig) -> BackendResult<Arc<dyn Backend>> {
+  let sealer = Sealer::new(config)?;
+  Ok(Arc::new(Encrypted { inner, sealer }))
 }
 
 struct Sealer {
@@ -68,7 +56,7 @@ struct Sealer {
 }
 
 impl Sealer {
-  fn new(o: &EncryptionOptions) -> BackendResult<Self> {
+  fn new(o: &EncryptionConfig) -> BackendResult<Self> {
     if o.keys.is_empty() {
       return Err(BackendError::invalid("encryption.keys needs at least one key"));
     }
@@ -391,11 +379,11 @@ mod tests {
   }
 
   fn sealer(keys: &[&[u8]], plaintext: bool) -> Sealer {
-    let options = EncryptionOptions {
+    let options = EncryptionConfig {
       keys: keys
         .iter()
         .map(|k| EncryptionKey {
-          raw: Some(Buffer::from(k.to_vec())),
+          raw: Some(k.to_vec()),
           passphrase: None,
         })
         .collect(),

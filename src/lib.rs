@@ -31,6 +31,7 @@ mod encryption;
 mod mongodb_backend;
 #[cfg(feature = "mysql")]
 mod mysql_backend;
+mod napi_stores;
 #[cfg(feature = "postgres")]
 mod postgres_backend;
 #[cfg(feature = "postgres")]

@@ -7,13 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use napi_derive::napi;
 
 use crate::backend::{Backend, Stored};
 use crate::error::{BackendError, BackendResult};
 
-#[napi(object)]
-pub struct MemoryOptions {
+/// How much a memory store keeps.
+pub struct MemoryConfig {
   /// Most sessions kept; the least recently used go first. Absent: no entry limit.
   pub max: Option<u32>,
   /// Most bytes of session ids plus serialised sessions kept. Absent: no byte limit.
@@ -110,7 +109,7 @@ pub struct MemoryBackend {
 }
 
 impl MemoryBackend {
-  pub fn new(o: MemoryOptions) -> BackendResult<Self> {
+  pub fn new(o: MemoryConfig) -> BackendResult<Self> {
     let max_bytes = match o.max_bytes {
       Some(b) if !(b.is_finite() && b >= 1.0) => {
         return Err(BackendError::invalid("maxBytes must be a positive number"));
@@ -262,7 +261,7 @@ mod tests {
   const NOW: f64 = 1_000_000.0;
 
   fn store(max: Option<u32>, max_bytes: Option<f64>) -> MemoryBackend {
-    MemoryBackend::new(MemoryOptions { max, max_bytes }).unwrap_or_else(|e| panic!("{}", e.detail))
+    MemoryBackend::new(MemoryConfig { max, max_bytes }).unwrap_or_else(|e| panic!("{}", e.detail))
   }
   fn later() -> Option<f64> {
     Some(NOW + 60_000.0)

@@ -12,25 +12,22 @@ use mongodb::bson::{Bson, DateTime, Document, doc};
 use mongodb::error::ErrorKind as MongoErrorKind;
 use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
-use napi_derive::napi;
 
 use crate::backend::{Backend, Reply, Request, Stored};
-use crate::dispatch::Dispatcher;
+use crate::defaults::Common;
 use crate::error::{BackendError, BackendResult};
-use crate::native_store::NativeStore;
 
 mod batch;
 
-#[napi(object)]
-pub struct MongoOptions {
+/// What a MongoDB store is built from (besides the settings every store shares).
+pub struct MongoConfig {
   /// `mongodb://` or `mongodb+srv://`, with its options (TLS, auth, replica set, ...).
   pub url: String,
   pub db_name: Option<String>,
   pub collection_name: String,
   /// true: `session` holds the serialised text; false: that JSON as a BSON document.
   pub stringify: bool,
-  /// `native` (a TTL index on `expires`), `interval` or `disabled`.
-  pub auto_remove: String,
+  pub auto_remove: AutoRemove,
   /// Write `lastModified` (connect-mongo's `touchAfter`), so connect-mongo reading these
   /// documents skips touches the same way.
   pub last_modified: bool,
@@ -42,60 +39,47 @@ pub struct MongoOptions {
   pub write_journal: Option<bool>,
   pub write_timeout_ms: Option<u32>,
   pub pool_size: Option<u32>,
-  pub connect_timeout_ms: Option<u32>,
-  pub command_timeout_ms: Option<u32>,
-  /// Pooled connections unused for this long are closed (ms); 0 keeps them.
-  pub idle_timeout_ms: Option<u32>,
 }
 
-#[napi]
-impl NativeStore {
-  /// A MongoDB store (connect-mongo's documents). Constructing opens no connection.
-  #[napi(factory, catch_unwind)]
-  pub fn mongodb(dispatcher: &Dispatcher, store_id: u32, options: MongoOptions) -> napi::Result<NativeStore> {
-    let timeouts = (options.command_timeout_ms, options.connect_timeout_ms);
-    NativeStore::with_backend(dispatcher, store_id, "mongodb", MongoBackend::new(options), timeouts)
-  }
+/// connect-mongo's `autoRemove`: who removes expired sessions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum AutoRemove {
+  /// A TTL index on `expires`: the server does.
+  Native,
+  /// The store deletes them on a timer (JS schedules it).
+  Interval,
+  /// Nobody.
+  Disabled,
 }
 
 pub struct MongoBackend {
-  options: MongoOptions,
+  options: MongoConfig,
+  common: Common,
   /// Built on first use, inside the runtime (the driver spawns its monitors there, and a
   /// `mongodb+srv://` URL needs DNS lookups that must not run on the JS thread).
   client: tokio::sync::OnceCell<(Client, Collection<Document>)>,
   index_ready: tokio::sync::OnceCell<()>,
   closed: OnceLock<()>,
-  command_timeout: Duration,
-  connect_timeout: Duration,
 }
 
 impl MongoBackend {
-  pub fn new(options: MongoOptions) -> BackendResult<Self> {
+  pub fn new(options: MongoConfig, common: &Common) -> BackendResult<Self> {
     if !options.url.starts_with("mongodb://") && !options.url.starts_with("mongodb+srv://") {
       return Err(BackendError::invalid(
         "the URL must start with mongodb:// or mongodb+srv://",
       ));
-    }
-    if !matches!(options.auto_remove.as_str(), "native" | "interval" | "disabled") {
-      return Err(BackendError::invalid(format!(
-        "autoRemove must be 'native', 'interval' or 'disabled', got {:?}",
-        options.auto_remove
-      )));
     }
     if options.write_nodes == Some(0) && options.write_journal != Some(true) {
       return Err(BackendError::invalid(
         "writeOperationOptions w: 0 (unacknowledged writes) is not supported: a session write must be confirmed",
       ));
     }
-    let command_timeout = crate::defaults::command_timeout(options.command_timeout_ms);
-    let connect_timeout = crate::defaults::connect_timeout(options.connect_timeout_ms);
     Ok(Self {
       options,
       client: tokio::sync::OnceCell::new(),
       index_ready: tokio::sync::OnceCell::new(),
       closed: OnceLock::new(),
-      command_timeout,
-      connect_timeout,
+      common: common.clone(),
     })
   }
 
@@ -104,7 +88,7 @@ impl MongoBackend {
       return Err(BackendError::closed());
     }
     let (_, collection) = self.client.get_or_try_init(|| self.connect()).await?;
-    if self.options.auto_remove == "native" {
+    if self.options.auto_remove == AutoRemove::Native {
       self
         .index_ready
         .get_or_try_init(|| async {
@@ -134,13 +118,13 @@ impl MongoBackend {
       })?;
     // A down server must be reported as one within the request's deadline, not after the
     // driver's 30 s of server selection.
-    o.server_selection_timeout = Some((self.command_timeout * 2 / 3).max(Duration::from_millis(100)));
-    o.connect_timeout = Some(self.connect_timeout.min(self.command_timeout));
+    o.server_selection_timeout = Some((self.common.command_timeout * 2 / 3).max(Duration::from_millis(100)));
+    o.connect_timeout = Some(self.common.connect_timeout.min(self.common.command_timeout));
     if let Some(n) = self.options.pool_size {
       o.max_pool_size = Some(n.max(1));
     }
-    if let Some(ms) = self.options.idle_timeout_ms.filter(|ms| *ms > 0) {
-      o.max_idle_time = Some(Duration::from_millis(u64::from(ms)));
+    if let Some(idle) = self.common.idle_timeout {
+      o.max_idle_time = Some(idle);
     }
     if o.app_name.is_none() {
       o.app_name = Some("ferrosession".to_string());
@@ -490,11 +474,11 @@ impl Backend for MongoBackend {
     let (client, _) = self.client.get_or_try_init(|| self.connect()).await?;
     let admin = client.database("admin");
     let attempt = admin.run_command(doc! { "ping": 1 });
-    match tokio::time::timeout(self.connect_timeout, attempt).await {
+    match tokio::time::timeout(self.common.connect_timeout, attempt).await {
       Ok(result) => result.map(drop).map_err(|e| classify(&e)),
       Err(_) => Err(BackendError::unavailable(format!(
         "no answer within {} ms (connectTimeout)",
-        self.connect_timeout.as_millis()
+        self.common.connect_timeout.as_millis()
       ))),
     }
   }
@@ -508,7 +492,7 @@ impl Backend for MongoBackend {
     if let Some((client, _)) = self.client.get() {
       // A graceful shutdown waits for the driver's pending operations; close() must still answer
       // within commandTimeout, so after a bounded wait the rest are dropped.
-      let patience = self.connect_timeout.min(self.command_timeout / 2);
+      let patience = self.common.connect_timeout.min(self.common.command_timeout / 2);
       if tokio::time::timeout(patience, client.clone().shutdown()).await.is_err() {
         client.clone().shutdown().immediate(true).await;
       }

@@ -13,12 +13,10 @@ use mysql_async::{
   ClientIdentity, Conn, DriverError, Error as MyError, IoError, Opts, OptsBuilder, Params, Pool, PoolConstraints,
   PoolOpts, Row, SslOpts, Value,
 };
-use napi_derive::napi;
 
 use crate::backend::{Backend, Reply, Request, Stored, stored_text};
-use crate::dispatch::Dispatcher;
+use crate::defaults::{self, Common};
 use crate::error::{BackendError, BackendResult};
-use crate::native_store::NativeStore;
 use crate::shared_pool::{self, SharedPools};
 use crate::sql::{self, Dialect, Statements};
 
@@ -35,7 +33,7 @@ fn pools() -> &'static SharedPools<SharedPool> {
 
 /// Everything that shapes a store's connections and its pool (not its table): stores that agree
 /// on all of it share one pool.
-fn connection_settings(o: &MysqlOptions) -> String {
+fn connection_settings(o: &MysqlConfig, common: &Common) -> String {
   let tls = o
     .tls
     .as_ref()
@@ -44,13 +42,13 @@ fn connection_settings(o: &MysqlOptions) -> String {
     "{:?}",
     (
       (&o.host, o.port, &o.user, &o.password, &o.database, &o.socket_path),
-      (o.pool_size, o.connect_timeout_ms, o.idle_timeout_ms, tls),
+      (o.pool_size, common, tls),
     )
   )
 }
 
-#[napi(object)]
-pub struct MysqlOptions {
+/// What a MySQL store is built from (besides the settings every store shares).
+pub struct MysqlConfig {
   pub host: Option<String>,
   pub port: Option<u16>,
   pub user: Option<String>,
@@ -58,8 +56,7 @@ pub struct MysqlOptions {
   pub database: Option<String>,
   /// A Unix socket path (mysql2's `socketPath`): used instead of host and port.
   pub socket_path: Option<String>,
-  /// `express-mysql-session` or `knex`.
-  pub layout: String,
+  pub layout: Layout,
   /// The table, `database.table` allowed (express-mysql-session splits on the dot).
   pub table_name: String,
   pub sid_column: String,
@@ -68,17 +65,13 @@ pub struct MysqlOptions {
   pub create_table: bool,
   /// express-mysql-session's `charset`: the collation of the created table's text columns.
   pub collation: Option<String>,
+  /// Most connections in the pool (absent: `defaults::POOL_SIZE`).
   pub pool_size: Option<u32>,
-  pub connect_timeout_ms: Option<u32>,
-  pub command_timeout_ms: Option<u32>,
-  /// Pooled connections unused for this long are closed (ms); 0 keeps them.
-  pub idle_timeout_ms: Option<u32>,
   /// Present: TLS is required (never a silent fallback to plaintext).
   pub tls: Option<MysqlTls>,
 }
 
 /// mysql2's `ssl` option, as JS read it.
-#[napi(object)]
 pub struct MysqlTls {
   /// PEM certificates to trust instead of the built-in roots.
   pub ca: Option<Vec<String>>,
@@ -90,18 +83,8 @@ pub struct MysqlTls {
   pub servername: Option<String>,
 }
 
-#[napi]
-impl NativeStore {
-  /// A MySQL/MariaDB store. Constructing opens no connection.
-  #[napi(factory, catch_unwind)]
-  pub fn mysql(dispatcher: &Dispatcher, store_id: u32, options: MysqlOptions) -> napi::Result<NativeStore> {
-    let timeouts = (options.command_timeout_ms, options.connect_timeout_ms);
-    NativeStore::with_backend(dispatcher, store_id, "mysql", MysqlBackend::new(options), timeouts)
-  }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Layout {
+pub enum Layout {
   /// `expires` holds `Math.round(ms / 1000)` as an unsigned int.
   ExpressMysqlSession,
   /// `expired` holds the UTC wall clock floored to the second, as a `datetime`.
@@ -184,14 +167,10 @@ pub struct MysqlBackend {
 }
 
 impl MysqlBackend {
-  pub fn new(o: MysqlOptions) -> BackendResult<Self> {
-    let layout = match o.layout.as_str() {
-      "express-mysql-session" => Layout::ExpressMysqlSession,
-      "knex" => Layout::Knex,
-      other => return Err(BackendError::invalid(format!("unknown table layout {other:?}"))),
-    };
-    let connect_timeout = crate::defaults::connect_timeout(o.connect_timeout_ms);
-    let max = o.pool_size.unwrap_or(10).max(1) as usize;
+  pub fn new(o: MysqlConfig, common: &Common) -> BackendResult<Self> {
+    let layout = o.layout;
+    let connect_timeout = common.connect_timeout;
+    let max = o.pool_size.unwrap_or(defaults::POOL_SIZE).max(1) as usize;
     let mut pool_opts = PoolOpts::default()
       .with_constraints(
         PoolConstraints::new(0, max).ok_or_else(|| BackendError::invalid("poolSize must be at least 1"))?,
@@ -199,8 +178,7 @@ impl MysqlBackend {
       // Our statements leave no session state behind; a reset would also drop the statement
       // cache and cost a round trip on every return to the pool.
       .with_reset_connection(false);
-    if let Some(ms) = o.idle_timeout_ms.filter(|ms| *ms > 0) {
-      let idle = Duration::from_millis(u64::from(ms));
+    if let Some(idle) = common.idle_timeout {
       pool_opts = pool_opts
         .with_inactive_connection_ttl(idle)
         .with_ttl_check_interval((idle / 2).max(Duration::from_secs(1)));
@@ -226,7 +204,7 @@ impl MysqlBackend {
     let sql = statements(layout, &o)?;
     Ok(Self {
       pool: pools().get_or_build(
-        connection_settings(&o),
+        connection_settings(&o, common),
         |p| !p.disconnected.load(std::sync::atomic::Ordering::Acquire),
         || {
           Ok(SharedPool {
@@ -524,7 +502,7 @@ fn ssl_opts(tls: &MysqlTls) -> BackendResult<SslOpts> {
   Ok(ssl)
 }
 
-fn statements(layout: Layout, o: &MysqlOptions) -> BackendResult<TableSql> {
+fn statements(layout: Layout, o: &MysqlConfig) -> BackendResult<TableSql> {
   let q = |name: &str| sql::quote_in(Dialect::MySql, name);
   // express-mysql-session's escapeId splits `db.table` on the dot; so do we.
   let (schema, table) = match o.table_name.split_once('.') {
@@ -842,15 +820,15 @@ impl Backend for MysqlBackend {
 mod tests {
   use super::*;
 
-  fn options(layout: &str, table: &str) -> MysqlOptions {
-    MysqlOptions {
+  fn options(layout: Layout, table: &str) -> MysqlConfig {
+    MysqlConfig {
       host: None,
       port: None,
       user: None,
       password: None,
       database: None,
       socket_path: None,
-      layout: layout.to_string(),
+      layout,
       table_name: table.to_string(),
       sid_column: "session_id".to_string(),
       expires_column: "expires".to_string(),
@@ -858,9 +836,6 @@ mod tests {
       create_table: true,
       collation: None,
       pool_size: None,
-      connect_timeout_ms: None,
-      command_timeout_ms: None,
-      idle_timeout_ms: None,
       tls: None,
     }
   }
@@ -869,7 +844,7 @@ mod tests {
   fn express_mysql_session_statements_and_table() {
     let s = statements(
       Layout::ExpressMysqlSession,
-      &options("express-mysql-session", "app.sessions"),
+      &options(Layout::ExpressMysqlSession, "app.sessions"),
     )
     .map_err(|e| e.detail)
     .unwrap_or_else(|e| panic!("{e}"));
@@ -885,7 +860,7 @@ mod tests {
 
   #[test]
   fn hostile_names_stay_inside_backticks() {
-    let mut o = options("knex", "t`; DROP TABLE x; --");
+    let mut o = options(Layout::Knex, "t`; DROP TABLE x; --");
     o.sid_column = "s`".to_string();
     let s = statements(Layout::Knex, &o)
       .map_err(|e| e.detail)

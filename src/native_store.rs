@@ -15,11 +15,10 @@ use napi_derive::napi;
 use tokio::time::Instant;
 
 use crate::backend::{Backend, Reply, Request, Stored};
-use crate::defaults;
+use crate::defaults::Common;
 use crate::dispatch::{Dispatcher, Sender, Value, panic_error, spawn_guarded};
 use crate::error::{BackendError, BackendResult};
 use crate::health::Health;
-use crate::memory_backend::{MemoryBackend, MemoryOptions};
 use crate::sid_order::{self, Place, SidOrder};
 
 /// Request codes of `batch`. JS reads these constants; nothing else numbers requests.
@@ -72,78 +71,22 @@ struct Entry {
 
 #[napi]
 impl NativeStore {
-  /// A bounded in-process store.
-  #[napi(factory, catch_unwind)]
-  pub fn memory(dispatcher: &Dispatcher, store_id: u32, options: MemoryOptions) -> napi::Result<Self> {
-    Self::with_backend(
-      dispatcher,
-      store_id,
-      "memory",
-      MemoryBackend::new(options),
-      (None, None),
-    )
-  }
-
   /// Whether this store answers from the call itself (no I/O); JS then never batches its requests.
   #[napi(getter)]
   pub fn runs_inline(&self) -> bool {
     self.core.backend.runs_inline()
   }
 
+  /// One get/set/patch/touch/destroy request, by its code (`OP_*`), with the fields a batch
+  /// sends for it: `value` is the session's text (set) or a JSON merge patch (patch), empty
+  /// otherwise; `expires_at_ms` NaN: never expires; `now_ms` may be NaN for a destroy.
   #[napi(
     catch_unwind,
     ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
-  pub fn get(&self, id: u32, sid: String, now_ms: f64) -> Immediate {
+  pub fn request(&self, id: u32, op: u32, sid: String, value: String, expires_at_ms: f64, now_ms: f64) -> Immediate {
     let deadline = self.core.deadline();
-    immediate(
-      self
-        .core
-        .run_coded(id, OP_GET, sid, String::new(), f64::NAN, now_ms, deadline),
-    )
-  }
-
-  /// `expires_at_ms` NaN: the session never expires (`disableTTL`).
-  #[napi(
-    catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
-  )]
-  pub fn set(&self, id: u32, sid: String, value: String, expires_at_ms: f64, now_ms: f64) -> Immediate {
-    let deadline = self.core.deadline();
-    immediate(
-      self
-        .core
-        .run_coded(id, OP_SET, sid, value, expires_at_ms, now_ms, deadline),
-    )
-  }
-
-  /// A JSON merge patch (RFC 7396) of a loaded session, merged into what is stored now; nothing
-  /// when the session is gone. `expires_at_ms` NaN: never expires.
-  #[napi(
-    catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
-  )]
-  pub fn patch(&self, id: u32, sid: String, patch: String, expires_at_ms: f64, now_ms: f64) -> Immediate {
-    let deadline = self.core.deadline();
-    immediate(
-      self
-        .core
-        .run_coded(id, OP_PATCH, sid, patch, expires_at_ms, now_ms, deadline),
-    )
-  }
-
-  /// Moves the expiry only (the stored text keeps its cookie).
-  #[napi(
-    catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
-  )]
-  pub fn touch(&self, id: u32, sid: String, expires_at_ms: f64, now_ms: f64) -> Immediate {
-    let deadline = self.core.deadline();
-    immediate(
-      self
-        .core
-        .run_coded(id, OP_TOUCH, sid, String::new(), expires_at_ms, now_ms, deadline),
-    )
+    immediate(self.core.run_coded(id, op, sid, value, expires_at_ms, now_ms, deadline))
   }
 
   /// How much later than asked this backend may expire a session (its granularity), in ms.
@@ -163,19 +106,6 @@ impl NativeStore {
   #[napi(getter)]
   pub fn expiry_on_real_clock(&self) -> bool {
     self.core.backend.expiry_on_real_clock()
-  }
-
-  #[napi(
-    catch_unwind,
-    ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
-  )]
-  pub fn destroy(&self, id: u32, sid: String) -> Immediate {
-    let deadline = self.core.deadline();
-    immediate(
-      self
-        .core
-        .run_coded(id, OP_DESTROY, sid, String::new(), f64::NAN, f64::NAN, deadline),
-    )
   }
 
   #[napi(
@@ -344,13 +274,15 @@ fn test_hooks_enabled() -> bool {
 }
 
 impl NativeStore {
-  /// The backend requests go to (for a wrapper such as encryption).
-  pub(crate) fn backend(&self) -> Arc<dyn Backend> {
-    self.core.backend.clone()
-  }
-
-  pub(crate) fn set_backend(&mut self, backend: Arc<dyn Backend>) {
-    self.core.backend = backend;
+  /// Puts a wrapper (encryption) in front of this store's backend, before any request.
+  pub(crate) fn wrap_backend(
+    &mut self,
+    wrap: impl FnOnce(Arc<dyn Backend>) -> BackendResult<Arc<dyn Backend>>,
+  ) -> napi::Result<()> {
+    let name = self.core.backend.name();
+    self.core.backend =
+      wrap(self.core.backend.clone()).map_err(|e| napi::Error::from_reason(e.message(name, "options")))?;
+    Ok(())
   }
 
   /// The one way a store is made: a backend's constructor result (its option errors become a JS
@@ -360,7 +292,7 @@ impl NativeStore {
     store_id: u32,
     name: &str,
     backend: BackendResult<B>,
-    (command_ms, connect_ms): (Option<u32>, Option<u32>),
+    common: &Common,
   ) -> napi::Result<Self> {
     let backend = backend.map_err(|e| napi::Error::from_reason(e.message(name, "options")))?;
     let sender = Sender::of(dispatcher);
@@ -369,8 +301,8 @@ impl NativeStore {
         backend: Arc::new(backend),
         health: Health::new(store_id, sender.clone()),
         sender,
-        command_timeout: defaults::command_timeout(command_ms),
-        connect_timeout: defaults::connect_timeout(connect_ms),
+        command_timeout: common.command_timeout,
+        connect_timeout: common.connect_timeout,
         order: Arc::new(SidOrder::default()),
       },
     })

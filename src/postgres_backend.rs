@@ -11,15 +11,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::{BufMut, BytesMut};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType};
-use napi_derive::napi;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Config, NoTls, Row, Statement};
 
 use crate::backend::{Backend, Stored};
-use crate::dispatch::Dispatcher;
+use crate::defaults::{self, Common};
 use crate::error::{BackendError, BackendResult};
-use crate::native_store::NativeStore;
 use crate::postgres_config::{self, Connection, Connector};
 use crate::shared_pool::{self, SharedPools};
 use crate::sql::{self, Statements};
@@ -32,26 +30,20 @@ fn pools() -> &'static SharedPools<Pool> {
 
 /// Everything that shapes a store's connections and its pool (not its table): stores that agree
 /// on all of it share one pool.
-fn connection_settings(o: &PostgresOptions) -> String {
+fn connection_settings(o: &PostgresConfig, common: &Common) -> String {
   let tls = o.tls.as_ref().map(|t| (&t.mode, &t.ca, &t.cert, &t.key, &t.servername));
   format!(
     "{:?}",
     (
       (&o.connection_string, &o.host, o.port, &o.user, &o.password, &o.database),
-      (
-        o.pool_size,
-        o.connect_timeout_ms,
-        o.command_timeout_ms,
-        o.statement_timeout_ms,
-        o.idle_timeout_ms
-      ),
+      (o.pool_size, o.statement_timeout_ms, common,),
       (&o.application_name, &o.startup_options, tls),
     )
   )
 }
 
-#[napi(object)]
-pub struct PostgresOptions {
+/// What a PostgreSQL store is built from (besides the settings every store shares).
+pub struct PostgresConfig {
   /// A libpq connection string or `postgres://` URL; fields below override its parts.
   pub connection_string: Option<String>,
   pub host: Option<String>,
@@ -62,21 +54,17 @@ pub struct PostgresOptions {
   pub schema_name: Option<String>,
   pub table_name: String,
   pub create_table_if_missing: bool,
+  /// Most connections in the pool (absent: `defaults::POOL_SIZE`).
   pub pool_size: Option<u32>,
-  pub connect_timeout_ms: Option<u32>,
-  pub command_timeout_ms: Option<u32>,
   /// Server-side `statement_timeout` in ms; 0 or absent leaves the server's setting.
   pub statement_timeout_ms: Option<u32>,
   /// TLS as JS read it from the app's pg settings or PGSSLMODE; the connection string's own TLS
   /// parameters win over it, as in node-pg.
   pub tls: Option<TlsSettings>,
-  /// Pooled connections unused for this long are closed (ms); 0 keeps them.
-  pub idle_timeout_ms: Option<u32>,
   /// node-pg's `application_name` and `options` (startup options, `-c name=value ...`).
   pub application_name: Option<String>,
   pub startup_options: Option<String>,
-  /// `connect-pg-simple` (default) or `knex` (connect-session-knex's `sessions` table).
-  pub layout: Option<String>,
+  pub layout: Layout,
   /// The sid column of the knex layout (its `sidFieldName`).
   pub sid_column: Option<String>,
   /// Where JS found the connection settings (`conString`, `DATABASE_URL`, ...), named in the
@@ -87,7 +75,7 @@ pub struct PostgresOptions {
 /// Whose table: connect-pg-simple's (`expire timestamp(6)`, whole seconds rounded up) or
 /// connect-session-knex's (`expired timestamptz`, to the millisecond).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Layout {
+pub enum Layout {
   PgSimple,
   Knex,
 }
@@ -100,23 +88,6 @@ impl Layout {
       Layout::PgSimple => (ms / 1000.0).ceil(),
       Layout::Knex => ms / 1000.0,
     }
-  }
-}
-
-#[napi]
-impl NativeStore {
-  /// A PostgreSQL store (connect-pg-simple's or connect-session-knex's table). Constructing opens
-  /// no connection.
-  #[napi(factory, catch_unwind)]
-  pub fn postgres(dispatcher: &Dispatcher, store_id: u32, options: PostgresOptions) -> napi::Result<NativeStore> {
-    let timeouts = (options.command_timeout_ms, options.connect_timeout_ms);
-    NativeStore::with_backend(
-      dispatcher,
-      store_id,
-      "postgres",
-      PostgresBackend::new(options),
-      timeouts,
-    )
   }
 }
 
@@ -189,7 +160,7 @@ enum Slot {
 }
 
 impl PostgresBackend {
-  pub fn new(o: PostgresOptions) -> BackendResult<Self> {
+  pub fn new(o: PostgresConfig, common: &Common) -> BackendResult<Self> {
     let Connection {
       mut config, connector, ..
     } = postgres_config::connection(o.connection_string.as_deref(), o.tls.clone())?;
@@ -211,8 +182,8 @@ impl PostgresBackend {
     if let Some(d) = &o.database {
       config.dbname(d);
     }
-    let connect_timeout = crate::defaults::connect_timeout(o.connect_timeout_ms);
-    let command_timeout = crate::defaults::command_timeout(o.command_timeout_ms);
+    let connect_timeout = common.connect_timeout;
+    let command_timeout = common.command_timeout;
     config.connect_timeout(connect_timeout);
     if let Some(name) = &o.application_name {
       config.application_name(name);
@@ -239,7 +210,7 @@ impl PostgresBackend {
     // driver's own connect_timeout covers only the TCP connect).
     let build = || {
       Pool::builder(manager)
-        .max_size(o.pool_size.unwrap_or(10).max(1) as usize)
+        .max_size(o.pool_size.unwrap_or(defaults::POOL_SIZE).max(1) as usize)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(command_timeout))
         .create_timeout(Some(connect_timeout))
@@ -247,18 +218,11 @@ impl PostgresBackend {
         .build()
         .map_err(|e| BackendError::invalid(format!("cannot build the connection pool: {e}")))
     };
-    let pool = pools().get_or_build(connection_settings(&o), |p| !p.is_closed(), build)?;
-    let layout = match o.layout.as_deref() {
-      None | Some("connect-pg-simple") => Layout::PgSimple,
-      Some("knex") => Layout::Knex,
-      Some(other) => return Err(BackendError::invalid(format!("unknown table layout {other:?}"))),
-    };
+    let pool = pools().get_or_build(connection_settings(&o, common), |p| !p.is_closed(), build)?;
+    let layout = o.layout;
     let schema = o.schema_name.as_deref().filter(|s| !s.is_empty());
     let sql = statements(layout, schema, &o.table_name, o.sid_column.as_deref().unwrap_or("sid"))?;
-    let idle = o
-      .idle_timeout_ms
-      .filter(|ms| *ms > 0)
-      .map(|ms| Duration::from_millis(u64::from(ms)));
+    let idle = common.idle_timeout;
     Ok(Self {
       pool,
       layout,

@@ -10,47 +10,29 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use napi_derive::napi;
 use std::io::Write;
 
 use redis::{ErrorKind, RedisError, RedisResult, RedisWrite, ServerErrorKind, ToRedisArgs, Value};
 
 use crate::backend::{Backend, Reply, Request, Stored, remaining_ms, stored_text};
 use crate::clock::iso_from_ms;
-use crate::dispatch::Dispatcher;
+use crate::defaults::Common;
 use crate::error::{BackendError, BackendResult, ErrorKind as Kind};
-use crate::native_store::NativeStore;
 use crate::redis_connection::{self, Certificates, Conn, SentinelSettings, Topology};
 
-#[napi(object)]
-pub struct RedisOptions {
+/// What a Redis store is built from (besides the settings every store shares).
+pub struct RedisConfig {
   /// `redis://[user:pass@]host:port[/db]`; `rediss://` for TLS. With a cluster or sentinel, the
   /// credentials, database and scheme every node is reached with.
   pub url: String,
   pub prefix: String,
   pub scan_count: u32,
-  pub connect_timeout_ms: Option<u32>,
-  pub command_timeout_ms: Option<u32>,
-  /// PEM root certificate(s) to trust for `rediss://` instead of the system's.
-  pub tls_ca: Option<String>,
-  /// PEM client certificate (chain) and its key, for servers that require one.
-  pub tls_cert: Option<String>,
-  pub tls_key: Option<String>,
+  /// PEM root certificate(s) to trust for `rediss://` instead of the system's, and a client
+  /// certificate (chain) with its key for servers that require one.
+  pub certificates: Certificates,
   /// The root nodes of a Redis Cluster, as URLs.
   pub cluster: Option<Vec<String>>,
   pub sentinel: Option<SentinelSettings>,
-  /// The connection is closed after this many ms without a request; 0 keeps it.
-  pub idle_timeout_ms: Option<u32>,
-}
-
-#[napi]
-impl NativeStore {
-  /// A Redis store. Constructing opens no connection; the first request does.
-  #[napi(factory, catch_unwind)]
-  pub fn redis(dispatcher: &Dispatcher, store_id: u32, options: RedisOptions) -> napi::Result<NativeStore> {
-    let timeouts = (options.command_timeout_ms, options.connect_timeout_ms);
-    NativeStore::with_backend(dispatcher, store_id, "redis", RedisBackend::new(options), timeouts)
-  }
 }
 
 pub struct RedisBackend {
@@ -130,24 +112,16 @@ impl Drop for Lease<'_> {
 }
 
 impl RedisBackend {
-  pub fn new(options: RedisOptions) -> BackendResult<Self> {
-    let connect_timeout = crate::defaults::connect_timeout(options.connect_timeout_ms);
-    let certs = Certificates {
-      ca: options.tls_ca,
-      cert: options.tls_cert,
-      key: options.tls_key,
-    };
+  pub fn new(options: RedisConfig, common: &Common) -> BackendResult<Self> {
+    let connect_timeout = common.connect_timeout;
     let topology = Topology::new(
       &options.url,
       options.cluster.as_deref(),
       options.sentinel.as_ref(),
-      &certs,
+      &options.certificates,
       connect_timeout,
     )?;
-    let idle = options
-      .idle_timeout_ms
-      .filter(|ms| *ms > 0)
-      .map(|ms| Duration::from_millis(u64::from(ms)));
+    let idle = common.idle_timeout;
     Ok(Self {
       topology,
       connect_timeout,

@@ -12,7 +12,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use napi_derive::napi;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
@@ -27,7 +26,6 @@ use crate::error::{BackendError, BackendResult};
 
 /// Sentinel settings: where the sentinels are and which master they watch. The data nodes'
 /// credentials, database and TLS come from the store's `url`.
-#[napi(object)]
 pub struct SentinelSettings {
   /// `redis://host:port` (or `rediss://`) of each sentinel.
   pub sentinels: Vec<String>,

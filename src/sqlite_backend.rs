@@ -9,20 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use napi_derive::napi;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::backend::{Backend, Reply, Request, Stored, run_one_plainly};
 use crate::clock::{iso_from_ms, ms_from_iso};
-use crate::dispatch::Dispatcher;
 use crate::error::{BackendError, BackendResult, ErrorKind};
-use crate::native_store::NativeStore;
 use crate::sql::{self, Statements};
 use crate::sqlite_pool::{Database, retry_while_busy};
 
-#[napi(object)]
-pub struct SqliteOptions {
+/// What a SQLite store is built from (its deadline is the shared `commandTimeout`).
+pub struct SqliteConfig {
   /// A file path, or `:memory:`.
   pub path: String,
   pub table_name: String,
@@ -30,17 +27,6 @@ pub struct SqliteOptions {
   pub create_table: bool,
   /// How long a writer waits for another process's lock before giving up (ms).
   pub busy_timeout_ms: Option<u32>,
-  pub command_timeout_ms: Option<u32>,
-}
-
-#[napi]
-impl NativeStore {
-  /// A SQLite store (connect-session-knex's table) in a file or `:memory:`.
-  #[napi(factory, catch_unwind)]
-  pub fn sqlite(dispatcher: &Dispatcher, store_id: u32, options: SqliteOptions) -> napi::Result<NativeStore> {
-    let timeouts = (options.command_timeout_ms, None);
-    NativeStore::with_backend(dispatcher, store_id, "sqlite", SqliteBackend::new(options), timeouts)
-  }
 }
 
 /// What every statement of this store needs on whichever connection runs it.
@@ -59,7 +45,7 @@ pub struct SqliteBackend {
 }
 
 impl SqliteBackend {
-  pub fn new(o: SqliteOptions) -> BackendResult<Self> {
+  pub fn new(o: SqliteConfig) -> BackendResult<Self> {
     if o.path.is_empty() {
       return Err(BackendError::invalid(
         "path cannot be empty (use \":memory:\" for a private in-memory database)",

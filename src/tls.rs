@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use napi_derive::napi;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
@@ -27,8 +26,7 @@ pub enum Verify {
 }
 
 /// A TLS request as JS (or a connection string) spelled it; PEM text, not file names.
-#[napi(object)]
-#[derive(Clone, Default)]
+#[derive(Clone, Default, Debug)]
 pub struct TlsSettings {
   /// `disable`, `prefer`, `require`, `verify-ca` or `verify-full`.
   pub mode: String,
