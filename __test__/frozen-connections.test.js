@@ -6,7 +6,7 @@
 const { RedisStore, PostgresStore } = require('..')
 const { proxy } = require('./support/proxy')
 const { silentServer } = require('./support/servers')
-const { REDIS_URL, DATABASE_URL, sessionData } = require('./support/backends')
+const { REDIS_URL, DATABASE_URL, sessionData, watchEvents } = require('./support/backends')
 
 const redisPort = Number(new URL(REDIS_URL).port || 6379)
 const pg = new URL(DATABASE_URL)
@@ -14,13 +14,7 @@ const schemaName = `ferrotest_frozen_${process.pid}`
 const stores = []
 const proxies = []
 
-function track (store) {
-  const events = []
-  store.on('disconnect', () => events.push('disconnect'))
-  store.on('connect', () => events.push('connect'))
-  stores.push(store)
-  return events
-}
+const track = (store) => watchEvents(store, stores)
 
 /** Retries `get` until it succeeds; resolves with how long that took and how many failed. */
 async function untilItWorks (store, sid, limitMs = 10000) {

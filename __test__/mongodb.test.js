@@ -7,7 +7,7 @@ const { MongoClient } = require('mongodb')
 const ConnectMongo = require('connect-mongo').MongoStore
 const { createWebCryptoAdapter } = require('connect-mongo')
 const { MongoStore, createStore } = require('..')
-const { mongoUrl, sessionData, RUN, fakeDate, sleep } = require('./support/backends')
+const { mongoUrl, sessionData, RUN, fakeDate, sleep, call } = require('./support/backends')
 
 const DB = `ferrotest_mongodb_${RUN}`
 let client
@@ -28,7 +28,6 @@ const theirs = async (options) => {
   return s
 }
 const raw = (name) => client.db(DB).collection(name)
-const call = (store, method, ...args) => new Promise((resolve, reject) => store[method](...args, (err, value) => (err ? reject(err) : resolve(value))))
 
 /** A session as express-session hands it to a store (cookie from its own Cookie class). */
 function expressSession (ms = 60000, data = {}) {

@@ -11,7 +11,7 @@ const pg = require('pg')
 const { createClient } = require('redis')
 const Redis = require('ioredis')
 const { RedisStore, PostgresStore, SqliteStore } = require('..')
-const { REDIS_URL, DATABASE_URL, sessionData, sleep } = require('./support/backends')
+const { REDIS_URL, DATABASE_URL, sessionData, sleep, watchEvents } = require('./support/backends')
 const { startRedis } = require('./support/servers')
 
 const schemaName = `ferrotest_notoutage_${process.pid}`
@@ -21,13 +21,7 @@ const q = (name) => '"' + name.replace(/"/g, '""') + '"'
 let pool, redis
 const stores = []
 
-function watched (store) {
-  const events = []
-  store.on('disconnect', () => events.push('disconnect'))
-  store.on('connect', () => events.push('connect'))
-  stores.push(store)
-  return events
-}
+const watched = (store) => watchEvents(store, stores)
 
 const pgStore = (options) => new PostgresStore({ conString: DATABASE_URL, schemaName, pruneSessionInterval: false, poolSize: 2, ...options })
 

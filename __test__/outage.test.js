@@ -7,26 +7,18 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { RedisStore, PostgresStore, MySqlStore, MongoStore } = require('..')
 const { ownServer, silentServer } = require('./support/servers')
-const { sessionData, sleep } = require('./support/backends')
+const { sessionData, sleep, failOnEscapedErrors } = require('./support/backends')
+const { STORES } = require('../lib/stores')
 const { loadGenerator, summarise } = require('./support/load')
 
 const COMMAND_TIMEOUT = 1000
 const IN_FLIGHT = 200
 
 // Any unhandled rejection or uncaught exception during these tests fails them.
-const escaped = []
-const onEscape = (err) => escaped.push(err)
-beforeAll(() => {
-  process.on('unhandledRejection', onEscape)
-  process.on('uncaughtException', onEscape)
-})
-afterAll(() => {
-  process.off('unhandledRejection', onEscape)
-  process.off('uncaughtException', onEscape)
-})
-afterEach(() => expect(escaped).toEqual([]))
+failOnEscapedErrors()
 
-for (const backend of ['redis', 'postgres', 'mysql', 'mongodb']) {
+// Every store that talks to a server (lib/stores.js), each against a private server of its own.
+for (const backend of STORES.filter((s) => s.server).map((s) => s.backend)) {
   describe(`${backend}: outages`, () => {
     let own
     beforeAll(async () => { own = await ownServer(backend) })

@@ -2,17 +2,15 @@
 // connect-pg-simple 10 (with a pg Pool) and PostgresStore on the same table: raw `sess` text,
 // `expire` values, and each store reading, touching and destroying the other's rows.
 
-const { promisify } = require('node:util')
 const pg = require('pg')
 const session = require('express-session')
 const ConnectPgSimple = require('connect-pg-simple')(session)
 const { PostgresStore } = require('..')
-const { DATABASE_URL, sessionData } = require('./support/backends')
+const { DATABASE_URL, sessionData, call } = require('./support/backends')
 
 const schemaName = `ferrotest_interop_${process.pid}`
 let pool, theirs, ours
 
-const call = (store, method, ...args) => promisify(store[method].bind(store))(...args)
 const row = async (sid, table = 'session') =>
   (await pool.query(`SELECT sess::text AS sess, expire::text AS expire FROM "${schemaName}"."${table}" WHERE sid = $1`, [sid])).rows[0]
 

@@ -2,17 +2,15 @@
 // connect-redis 10 (with node-redis 6, and ioredis) and RedisStore on the same keys: raw values,
 // TTLs and each store reading, touching and destroying what the other wrote.
 
-const { promisify } = require('node:util')
 const { createClient } = require('redis')
 const { RedisStore: ConnectRedis } = require('connect-redis')
 const { RedisStore } = require('..')
-const { REDIS_URL, sessionData } = require('./support/backends')
+const { REDIS_URL, sessionData, call } = require('./support/backends')
 
 const prefix = `ferrotest:interop:${process.pid}:`
 let client, theirs, ours
 
 /** Calls connect-redis with a callback, as express-session does. */
-const call = (store, method, ...args) => promisify(store[method].bind(store))(...args)
 
 beforeAll(async () => {
   client = await createClient({ url: REDIS_URL }).connect()

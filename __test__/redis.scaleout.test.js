@@ -4,7 +4,6 @@
 // master scanned, failovers under 200 requests in flight, and connect-redis reading what we wrote.
 // Also client certificates (mTLS), a demoted master's READONLY, and idle connections released.
 
-const { promisify } = require('node:util')
 const { createCluster, createClient } = require('redis')
 const IORedis = require('ioredis')
 const { RedisStore: ConnectRedis } = require('connect-redis')
@@ -16,22 +15,11 @@ const { startRedisCluster, startRedisSentinel, until } = require('./support/redi
 const { startRedis } = require('./support/servers')
 const { proxy } = require('./support/proxy')
 const { loadGenerator } = require('./support/load')
-const { sessionData, sleep } = require('./support/backends')
-
-const call = (store, method, ...args) => promisify(store[method].bind(store))(...args)
+const { sessionData, sleep, call, failOnEscapedErrors } = require('./support/backends')
+const { callOrderTests } = require('./support/contract')
 
 // Any unhandled rejection or uncaught exception during these tests fails them.
-const escaped = []
-const onEscape = (err) => escaped.push(err)
-beforeAll(() => {
-  process.on('unhandledRejection', onEscape)
-  process.on('uncaughtException', onEscape)
-})
-afterAll(() => {
-  process.off('unhandledRejection', onEscape)
-  process.off('uncaughtException', onEscape)
-})
-afterEach(() => expect(escaped).toEqual([]))
+failOnEscapedErrors()
 
 function watch (store) {
   const events = []
@@ -83,6 +71,9 @@ describe('Redis Cluster', () => {
     expect(await s.clear()).toBe(600)
     expect(await s.length()).toBe(0)
   })
+
+  // The same-sid sequences of the contract suite, on a cluster: batches span masters.
+  describe('call order per session id', () => callOrderTests((options) => make(options)))
 
   test('connect-redis with a node-redis cluster client reads what we write, and we read what it writes', async () => {
     const client = await createCluster({ rootNodes: cluster.rootNodes }).connect()

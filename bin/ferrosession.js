@@ -5,7 +5,7 @@
 
 const { parseArgs } = require('node:util')
 const { inspect, migrate, describe } = require('../lib/migrate')
-const { SCHEMES } = require('../lib/create-store')
+const { SCHEMES } = require('../lib/stores')
 
 const USAGE = `Usage:
   ferrosession inspect <url>                    how many sessions, how many expire within the hour

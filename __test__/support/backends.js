@@ -10,9 +10,12 @@ const fs = require('node:fs')
 const os = require('node:os')
 const { RedisStore, PostgresStore, SqliteStore, MemoryStore, MySqlStore, MongoStore } = require('../..')
 
-const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
-const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
-const MYSQL_URL = process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test'
+const { serviceUrl } = require('../../scripts/services')
+const { promisify } = require('node:util')
+
+const REDIS_URL = serviceUrl('REDIS_URL')
+const DATABASE_URL = serviceUrl('DATABASE_URL')
+const MYSQL_URL = serviceUrl('MYSQL_URL')
 
 /** The MongoDB-wire-compatible server global-setup.js started (or MONGO_URL as given). */
 function mongoUrl () {
@@ -339,6 +342,33 @@ function runInNode (backend, body) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** A store method called with a callback, as a Promise. */
+const call = (store, method, ...args) => promisify(store[method].bind(store))(...args)
+
+/** Fails every test of the file during which an unhandled rejection or uncaught exception escaped. */
+function failOnEscapedErrors () {
+  const escaped = []
+  const onEscape = (err) => escaped.push(err)
+  beforeAll(() => {
+    process.on('unhandledRejection', onEscape)
+    process.on('uncaughtException', onEscape)
+  })
+  afterAll(() => {
+    process.off('unhandledRejection', onEscape)
+    process.off('uncaughtException', onEscape)
+  })
+  afterEach(() => expect(escaped).toEqual([]))
+}
+
+/** The connect/disconnect events a store emits, in order; the store is added to `stores` (closed by the caller). */
+function watchEvents (store, stores) {
+  const events = []
+  store.on('disconnect', () => events.push('disconnect'))
+  store.on('connect', () => events.push('connect'))
+  stores.push(store)
+  return events
+}
+
 /**
  * An injected clock: fakes only `Date` (timers keep running), so a test moves time forward with
  * `tick(ms)` instead of sleeping. Every store reads "now" from Date.now() (the JS clock is the clock).
@@ -354,4 +384,4 @@ function sessionsOf (all) {
   return Array.isArray(all) ? all : Object.keys(all).map((id) => ({ ...all[id], id }))
 }
 
-module.exports = { sessionsOf, backends, mongoUrl, storeFactory, sessionData, sleep, fakeDate, runInNode, childTmp, closedPort, mysqlServer, mysqlSql, RUN, REDIS_URL, DATABASE_URL, MYSQL_URL }
+module.exports = { sessionsOf, backends, mongoUrl, storeFactory, sessionData, sleep, call, failOnEscapedErrors, watchEvents, fakeDate, runInNode, childTmp, closedPort, mysqlServer, mysqlSql, RUN, REDIS_URL, DATABASE_URL, MYSQL_URL }

@@ -21,6 +21,54 @@ function callbackOnce (fn, settle = 30) {
   })
 }
 
+/**
+ * Requests for one sid made together take effect in the order they were made, whether they travel
+ * alone, in one batch, or split between a lone request and the batch after it. `create(options)`
+ * makes a store; run inside a describe (every backend's contract, and Redis Cluster's suite).
+ */
+function callOrderTests (create) {
+  const v = (n) => sessionData(60000, { v: n })
+  const got = async (s, sid) => { const g = await s.get(sid); return g && g.v }
+  // Each: what is stored before (nothing, or v1), the requests made together, and what a get
+  // must then see (or, for a get among them, what that get saw).
+  const SEQUENCES = {
+    'set then destroy ends absent': [null, (s, sid) => [s.set(sid, v(1)), s.destroy(sid)], null],
+    'destroy then set ends set': [1, (s, sid) => [s.destroy(sid), s.set(sid, v(2))], 2],
+    'set then set: the last wins': [null, (s, sid) => [s.set(sid, v(1)), s.set(sid, v(2))], 2],
+    'destroy then touch ends absent': [1, (s, sid) => [s.destroy(sid), s.touch(sid, v(1))], null],
+    'set then get: the get sees the set': [1, (s, sid) => [s.set(sid, v(2)), s.get(sid)], 2, 'get'],
+    'destroy then get: nothing': [1, (s, sid) => [s.destroy(sid), s.get(sid)], null, 'get']
+  }
+  const ROUNDS = 20
+  const modes = [
+    // Nothing else in flight: the first request goes alone, the next ones in a batch.
+    ['alone, then batched', () => []],
+    // 64 other requests in flight: everything goes in batches.
+    ['with 64 others in flight', (s, round) => Array.from({ length: 64 }, (_, i) => s.get(`other-${round}-${i}`))]
+  ]
+  const variants = [['plain', {}], ['encrypted', { encryption: { keys: [Buffer.alloc(32, 7)] } }]]
+  for (const [variant, options] of variants) {
+    for (const [mode, others] of modes) {
+      test(`${variant}, ${mode}: ${Object.keys(SEQUENCES).length} sequences x ${ROUNDS} rounds all in call order`, async () => {
+        const s = create(options)
+        const wrong = []
+        for (let round = 0; round < ROUNDS; round++) {
+          for (const [name, [before, together, expected, seenBy]] of Object.entries(SEQUENCES)) {
+            const sid = `order-${round}-${name.split(' ').slice(0, 3).join('-')}`
+            if (before !== null) await s.set(sid, v(before))
+            const background = others(s, round)
+            const answers = await Promise.all(together(s, sid))
+            await Promise.all(background)
+            const seen = seenBy === 'get' ? answers[1] && answers[1].v : await got(s, sid)
+            if ((seen ?? null) !== expected) wrong.push(`${name} (round ${round}): ${seen} instead of ${expected}`)
+          }
+        }
+        expect(wrong).toEqual([])
+      }, 120000)
+    }
+  }
+}
+
 function runContract (backend) {
   const suite = `contract_${backend.name}`
   describe(`${backend.name} store contract`, () => {
@@ -693,50 +741,7 @@ function runContract (backend) {
       })
     })
 
-    describe('call order per session id', () => {
-      // Requests for one sid made together take effect in the order they were made, whether they
-      // travel alone, in one batch, or split between a lone request and the batch after it.
-      const v = (n) => sessionData(60000, { v: n })
-      const got = async (s, sid) => { const g = await s.get(sid); return g && g.v }
-      // Each: what is stored before (nothing, or v1), the requests made together, and what a get
-      // must then see (or, for a get among them, what that get saw).
-      const SEQUENCES = {
-        'set then destroy ends absent': [null, (s, sid) => [s.set(sid, v(1)), s.destroy(sid)], null],
-        'destroy then set ends set': [1, (s, sid) => [s.destroy(sid), s.set(sid, v(2))], 2],
-        'set then set: the last wins': [null, (s, sid) => [s.set(sid, v(1)), s.set(sid, v(2))], 2],
-        'destroy then touch ends absent': [1, (s, sid) => [s.destroy(sid), s.touch(sid, v(1))], null],
-        'set then get: the get sees the set': [1, (s, sid) => [s.set(sid, v(2)), s.get(sid)], 2, 'get'],
-        'destroy then get: nothing': [1, (s, sid) => [s.destroy(sid), s.get(sid)], null, 'get']
-      }
-      const ROUNDS = 20
-      const modes = [
-        // Nothing else in flight: the first request goes alone, the next ones in a batch.
-        ['alone, then batched', () => []],
-        // 64 other requests in flight: everything goes in batches.
-        ['with 64 others in flight', (s, round) => Array.from({ length: 64 }, (_, i) => s.get(`other-${round}-${i}`))]
-      ]
-      const variants = [['plain', {}], ['encrypted', { encryption: { keys: [Buffer.alloc(32, 7)] } }]]
-      for (const [variant, options] of variants) {
-        for (const [mode, others] of modes) {
-          test(`${variant}, ${mode}: ${Object.keys(SEQUENCES).length} sequences x ${ROUNDS} rounds all in call order`, async () => {
-            const s = stores.create(options)
-            const wrong = []
-            for (let round = 0; round < ROUNDS; round++) {
-              for (const [name, [before, together, expected, seenBy]] of Object.entries(SEQUENCES)) {
-                const sid = `order-${round}-${name.split(' ').slice(0, 3).join('-')}`
-                if (before !== null) await s.set(sid, v(before))
-                const background = others(s, round)
-                const answers = await Promise.all(together(s, sid))
-                await Promise.all(background)
-                const seen = seenBy === 'get' ? answers[1] && answers[1].v : await got(s, sid)
-                if ((seen ?? null) !== expected) wrong.push(`${name} (round ${round}): ${seen} instead of ${expected}`)
-              }
-            }
-            expect(wrong).toEqual([])
-          }, 120000)
-        }
-      }
-    })
+    describe('call order per session id', () => callOrderTests((options) => stores.create(options)))
 
     describe('close()', () => {
       test('requests made before close() complete normally, and close calls back only after they have answered', async () => {
@@ -778,4 +783,4 @@ function runContract (backend) {
   })
 }
 
-module.exports = { runContract, callbackOnce }
+module.exports = { runContract, callbackOnce, callOrderTests }
