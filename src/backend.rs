@@ -143,6 +143,22 @@ pub trait Backend: Send + Sync + 'static {
   /// nothing is reopened.
   async fn close(&self);
 
+  /// Writes `value` only while the stored text is still `expected` (what a read just returned),
+  /// in one atomic step on the server: `Ok(false)` when another writer changed it meanwhile or
+  /// it is gone. This makes a merged save atomic across processes (`merge_into_stored` reads,
+  /// merges and writes again when it lost). `None`: the backend has no such step; the merge is
+  /// then written plainly, atomic among this process's requests only (`sid_order.rs`).
+  async fn set_if_unchanged(
+    &self,
+    _sid: &str,
+    _expected: &str,
+    _value: &str,
+    _expires_at_ms: Option<f64>,
+    _now_ms: f64,
+  ) -> Option<BackendResult<bool>> {
+    None
+  }
+
   /// Runs the requests JS issued in one turn together. `None`: this backend has nothing better
   /// than running them one by one (the caller then does). Redis sends them as one pipeline.
   async fn run_batch(&self, _requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
@@ -181,22 +197,77 @@ pub async fn run_one_plainly<B: Backend + ?Sized>(backend: &B, request: &Request
       patch,
       expires_at_ms,
       now_ms,
-    } => {
-      // Read, merge, write: no other request of this process for the sid comes in between
-      // (call order per sid, sid_order.rs).
-      let stored = match backend.get(sid, *now_ms).await {
-        Ok(stored) => stored,
-        Err(e) if e.kind == crate::error::ErrorKind::Unparsable => None, // absent for the app
-        Err(e) => return Err(e),
-      };
-      // Gone, or nothing JSON can merge into: never recreated, left alone.
-      let Some(stored) = stored else { return Ok(Reply::Done) };
-      if let Some(merged) = crate::merge_patch::merge_or_absent(stored.value.into_bytes(), patch)? {
-        backend.set(sid, &merged, *expires_at_ms, *now_ms).await?;
+    } => merge_into_stored(backend, sid, patch, *expires_at_ms, *now_ms, &Ok, &Ok).await,
+  }
+}
+
+/// How many times a merged save is read, merged and written again after another process wrote
+/// the session between its read and its conditional write (each loss means that other writer
+/// made progress; the request's deadline bounds the whole anyway).
+const MERGE_ATTEMPTS: u32 = 64;
+
+/// A random pause before merging again, growing with the losses (up to 16 ms): two processes
+/// saving one session in step would otherwise lose to each other, one of them every time.
+async fn back_off(losses: u32) {
+  use std::hash::{BuildHasher, Hasher};
+  let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+  let ceiling_us = 1000u64 << losses.min(4);
+  tokio::time::sleep(std::time::Duration::from_micros(random % ceiling_us)).await;
+}
+
+/// A session patch merged into what is stored now and written back (docs/design.md, "Concurrent
+/// requests"): read, merge, then a conditional write (`set_if_unchanged`) that loses, and is
+/// tried again, when another writer got in between. No request of this process for the sid comes
+/// in between (`sid_order.rs`). A session that is gone, does not open or is not JSON is left as it
+/// is; a merge that changes nothing only moves the expiry. `open`/`seal` turn stored text into
+/// the session's JSON and back (encryption at rest; the identity otherwise).
+pub async fn merge_into_stored<B: Backend + ?Sized>(
+  backend: &B,
+  sid: &str,
+  patch: &str,
+  expires_at_ms: Option<f64>,
+  now_ms: f64,
+  open: &(dyn Fn(String) -> BackendResult<String> + Sync),
+  seal: &(dyn Fn(String) -> BackendResult<String> + Sync),
+) -> BackendResult<Reply> {
+  for attempt in 0..MERGE_ATTEMPTS {
+    if attempt > 0 {
+      back_off(attempt).await;
+    }
+    let stored = match backend.get(sid, now_ms).await {
+      Ok(stored) => stored,
+      Err(e) if e.kind == crate::error::ErrorKind::Unparsable => None, // absent for the app
+      Err(e) => return Err(e),
+    };
+    let Some(stored) = stored else { return Ok(Reply::Done) }; // gone: never recreated
+    let Ok(text) = open(stored.value.clone()) else {
+      return Ok(Reply::Done);
+    };
+    let Some(merged) = crate::merge_patch::merge_or_absent(text.clone().into_bytes(), patch)? else {
+      return Ok(Reply::Done);
+    };
+    if merged == text {
+      return backend.touch(sid, expires_at_ms, now_ms).await.map(|()| Reply::Done);
+    }
+    let sealed = seal(merged)?;
+    match backend
+      .set_if_unchanged(sid, &stored.value, &sealed, expires_at_ms, now_ms)
+      .await
+    {
+      None => {
+        return backend
+          .set(sid, &sealed, expires_at_ms, now_ms)
+          .await
+          .map(|()| Reply::Done);
       }
-      Ok(Reply::Done)
+      Some(Ok(true)) => return Ok(Reply::Done),
+      Some(Ok(false)) => continue, // another writer got in between: merge into what it wrote
+      Some(Err(e)) => return Err(e),
     }
   }
+  Err(BackendError::backend(format!(
+    "the session was changed by other writers during each of {MERGE_ATTEMPTS} attempts to merge this save into it"
+  )))
 }
 
 /// Stored bytes as the text JS will parse. Bytes that are not UTF-8 can never be a session the

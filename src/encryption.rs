@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::backend::{Backend, Reply, Request, Stored, stored_text};
+use crate::backend::{Backend, Reply, Request, Stored, merge_into_stored, run_one_plainly, stored_text};
 use crate::error::{BackendError, BackendResult};
 
 const PREFIX: &str = "fse1:";
@@ -312,6 +312,34 @@ impl Backend for Encrypted {
 
   async fn close(&self) {
     self.inner.close().await
+  }
+
+  async fn set_if_unchanged(
+    &self,
+    _sid: &str,
+    _expected: &str,
+    _value: &str,
+    _expires_at_ms: Option<f64>,
+    _now_ms: f64,
+  ) -> Option<BackendResult<bool>> {
+    None // `expected` would be plaintext; run_one merges against the sealed text instead
+  }
+
+  /// A patch is merged into the opened session and sealed again, and written only while the
+  /// sealed text read is still stored (the inner backend's conditional write).
+  async fn run_one(&self, request: &Request) -> BackendResult<Reply> {
+    let Request::Patch {
+      sid,
+      patch,
+      expires_at_ms,
+      now_ms,
+    } = request
+    else {
+      return run_one_plainly(self, request).await;
+    };
+    let open = |stored: String| self.sealer.open(sid, &stored);
+    let seal = |text: String| self.sealer.seal(sid, &text);
+    merge_into_stored(&*self.inner, sid, patch, *expires_at_ms, *now_ms, &open, &seal).await
   }
 
   async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {

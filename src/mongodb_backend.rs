@@ -381,6 +381,32 @@ impl Backend for MongoBackend {
     self.upsert(sid, value, expires_at_ms, now_ms).await.map(drop)
   }
 
+  /// A merged save's conditional write: the document is updated only while `session` is still
+  /// the text the merge read. Not with `stringify: false`, whose documents would have to match
+  /// field for field and type for type after a round trip through JSON: written plainly there.
+  async fn set_if_unchanged(
+    &self,
+    sid: &str,
+    expected: &str,
+    value: &str,
+    expires_at_ms: Option<f64>,
+    now_ms: f64,
+  ) -> Option<BackendResult<bool>> {
+    if !self.options.stringify {
+      return None;
+    }
+    let written = async {
+      let update = self.set_update(sid, value, expires_at_ms, now_ms)?;
+      let collection = self.collection().await?;
+      collection
+        .update_one(doc! { "_id": sid, "session": expected }, update)
+        .await
+        .map(|result| result.matched_count == 1)
+        .map_err(|e| classify(&e))
+    };
+    Some(written.await)
+  }
+
   /// A set on its own, telling whether it created the document (connect-mongo's `create` event).
   async fn run_one(&self, request: &Request) -> BackendResult<Reply> {
     match request {

@@ -555,6 +555,10 @@ fn statements(layout: Layout, o: &MysqlConfig) -> BackendResult<TableSql> {
   let ops = Statements {
     get: format!("SELECT {d}, {e}, {s} FROM {t} WHERE {s} = BINARY ? AND {e} >= ?"),
     set: format!("INSERT INTO {t} ({s}, {e}, {d}) VALUES (?, ?, ?){on_same_sid}"),
+    // A JSON column compared as the text a read returns.
+    set_if_unchanged: format!(
+      "UPDATE {t} SET {e} = ?, {d} = ? WHERE {s} = BINARY ? AND CAST({d} AS CHAR CHARACTER SET utf8mb4) COLLATE utf8mb4_bin = ?"
+    ),
     touch: format!("UPDATE {t} SET {e} = ?, {d} = {in_place} WHERE {s} = BINARY ? AND {e} >= ?"),
     destroy: format!("DELETE FROM {t} WHERE {s} = BINARY ?"),
     ids: format!("SELECT {s} FROM {t} WHERE {e} >= ?"),
@@ -624,6 +628,28 @@ impl Backend for MysqlBackend {
       .change(&self.sql.ops.set, vec![sid.into(), self.layout.stamp(at), value.into()])
       .await
       .map(drop)
+  }
+
+  async fn set_if_unchanged(
+    &self,
+    sid: &str,
+    expected: &str,
+    value: &str,
+    expires_at_ms: Option<f64>,
+    _now_ms: f64,
+  ) -> Option<BackendResult<bool>> {
+    let at = expires_at_ms?; // never expires: refused by set(), which the merge falls back to
+    let checked = async {
+      self.check_sid(sid)?;
+      self.check_size(sid.len() + value.len() + expected.len()).await?;
+      let params = vec![self.layout.stamp(at), value.into(), sid.into(), expected.into()];
+      // The merge changed the data, so a row that matched counts as changed.
+      self
+        .change(&self.sql.ops.set_if_unchanged, params)
+        .await
+        .map(|n| n == 1)
+    };
+    Some(checked.await)
   }
 
   async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {

@@ -527,6 +527,10 @@ fn statements(layout: Layout, schema: Option<&str>, table: &str, sid_column: &st
       "INSERT INTO {t} (sess, {expire}, {sid}) SELECT $1, to_timestamp($2), $3 \
        ON CONFLICT ({sid}) DO UPDATE SET sess=$1, {expire}=to_timestamp($2) RETURNING {sid}"
     ),
+    // `sess::text` is the text a read returns (for jsonb too: both are its normal form).
+    set_if_unchanged: format!(
+      "UPDATE {t} SET sess = $1, {expire} = to_timestamp($2) WHERE {sid} = $3 AND sess::text = $4 RETURNING {sid}"
+    ),
     // Sends only the new expiry, and only for a live row (a destroyed or expired session stays
     // gone): the expiry column as the anchor's touch writes it, and the cookie's `expires` inside
     // `sess` rewritten in place by the server, so the stored cookie stays current to the ms.
@@ -657,6 +661,29 @@ impl Backend for PostgresBackend {
         nothing,
       )
       .await
+  }
+
+  async fn set_if_unchanged(
+    &self,
+    sid: &str,
+    expected: &str,
+    value: &str,
+    expires_at_ms: Option<f64>,
+    _now_ms: f64,
+  ) -> Option<BackendResult<bool>> {
+    let expire = match expire_secs(self.layout, expires_at_ms) {
+      Ok(expire) => expire,
+      Err(e) => return Some(Err(e)),
+    };
+    let params: &[&(dyn ToSql + Sync)] = &[&JsonText(value), &expire, &sid, &expected];
+    let slots: &[Slot] = &[Slot::Sess, Slot::Other, Slot::Sid, Slot::Other];
+    Some(
+      self
+        .run(&self.sql.ops.set_if_unchanged, params, (slots, SID), |rows, _| {
+          Ok(!rows.is_empty())
+        })
+        .await,
+    )
   }
 
   async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {

@@ -291,6 +291,19 @@ impl RedisBackend {
     result.map_err(|e| self.classify(e))
   }
 
+  /// An EVALSHA of `script`, loading the script first where the server does not know it yet.
+  async fn eval<T: redis::FromRedisValue>(&self, script: &str, evalsha: &redis::Cmd) -> BackendResult<T> {
+    match self.query::<T>(evalsha).await {
+      Err(e) if e.detail.contains("NoScript") || e.detail.contains("NOSCRIPT") => {
+        self
+          .query::<Value>(redis::cmd("SCRIPT").arg("LOAD").arg(script))
+          .await?;
+        self.query::<T>(evalsha).await
+      }
+      other => other,
+    }
+  }
+
   async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> BackendResult<T> {
     let mut lease = self.lease().await?;
     let result = cmd.query_async(&mut lease.conn).await;
@@ -400,6 +413,19 @@ return 1
 fn touch_script() -> &'static redis::Script {
   static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
   SCRIPT.get_or_init(|| redis::Script::new(TOUCH_SCRIPT))
+}
+
+/// A merged save's conditional write: the value is replaced only while it is still the text the
+/// merge read (`ARGV[1]`); `ARGV[3]` is the ttl in ms, or empty for none. 1 written, 0 not.
+const SET_IF_UNCHANGED_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1
+"#;
+
+fn set_if_unchanged_script() -> &'static redis::Script {
+  static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+  SCRIPT.get_or_init(|| redis::Script::new(SET_IF_UNCHANGED_SCRIPT))
 }
 
 /// EVALSHA of the touch script for one key.
@@ -551,15 +577,30 @@ impl Backend for RedisBackend {
   async fn touch(&self, sid: &str, expires_at_ms: Option<f64>, now_ms: f64) -> BackendResult<()> {
     let Some(at) = expires_at_ms else { return Ok(()) }; // never expires: nothing to move
     let touch = touch_cmd(&self.prefix, sid, at, now_ms);
-    match self.query::<Value>(&touch).await {
-      Err(e) if e.detail.contains("NoScript") || e.detail.contains("NOSCRIPT") => {
-        self
-          .query::<Value>(redis::cmd("SCRIPT").arg("LOAD").arg(TOUCH_SCRIPT))
-          .await?;
-        self.query::<Value>(&touch).await.map(drop)
-      }
-      other => other.map(drop),
+    self.eval::<Value>(TOUCH_SCRIPT, &touch).await.map(drop)
+  }
+
+  async fn set_if_unchanged(
+    &self,
+    sid: &str,
+    expected: &str,
+    value: &str,
+    expires_at_ms: Option<f64>,
+    now_ms: f64,
+  ) -> Option<BackendResult<bool>> {
+    if let Err(e) = self.check_size(value.len()) {
+      return Some(Err(e));
     }
+    let ttl = expires_at_ms.map_or(String::new(), |at| remaining_ms(at, now_ms).to_string());
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd
+      .arg(set_if_unchanged_script().get_hash())
+      .arg(1)
+      .arg(Key(&self.prefix, sid))
+      .arg(expected)
+      .arg(value)
+      .arg(ttl);
+    Some(self.eval::<i64>(SET_IF_UNCHANGED_SCRIPT, &cmd).await.map(|n| n == 1))
   }
 
   async fn destroy(&self, sid: &str) -> BackendResult<()> {

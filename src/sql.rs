@@ -7,6 +7,9 @@ use crate::error::{BackendError, BackendResult};
 pub struct Statements {
   pub get: String,
   pub set: String,
+  /// A merged save's conditional write: the new text and expiry, only while the stored text is
+  /// still what the merge read (compared as text, byte for byte).
+  pub set_if_unchanged: String,
   pub touch: String,
   pub destroy: String,
   pub ids: String,

@@ -165,6 +165,7 @@ fn statements(table: &str, sid: &str) -> BackendResult<Statements> {
       "INSERT INTO {t} ({s}, sess, expired) VALUES (?1, ?2, ?3) \
        ON CONFLICT({s}) DO UPDATE SET sess = excluded.sess, expired = excluded.expired"
     ),
+    set_if_unchanged: format!("UPDATE {t} SET sess = ?2, expired = ?3 WHERE {s} = ?1 AND CAST(sess AS TEXT) = ?4"),
     // The expiry only (the text keeps its cookie), and only for a live row.
     touch: format!("UPDATE {t} SET expired = ?2 WHERE {s} = ?1 AND expired > ?3"),
     destroy: format!("DELETE FROM {t} WHERE {s} = ?1"),
@@ -274,6 +275,29 @@ impl Backend for SqliteBackend {
       })
       .await?
       .map(|()| Reply::Done)
+  }
+
+  /// Only reached with encryption at rest (a plain patch is one transaction, above): the sealed
+  /// text is replaced only while it is still the one the merge opened.
+  async fn set_if_unchanged(
+    &self,
+    sid: &str,
+    expected: &str,
+    value: &str,
+    expires_at_ms: Option<f64>,
+    _now_ms: f64,
+  ) -> Option<BackendResult<bool>> {
+    let (sid, expected, value) = (sid.to_string(), expected.to_string(), value.to_string());
+    let expired = expired_text(expires_at_ms);
+    Some(
+      self
+        .with_conn(move |c, q| {
+          c.prepare_cached(&q.set_if_unchanged)?
+            .execute(params![sid, value, expired, expected])
+            .map(|n| n == 1)
+        })
+        .await,
+    )
   }
 
   async fn get(&self, sid: &str, now_ms: f64) -> BackendResult<Option<Stored>> {
