@@ -45,6 +45,21 @@ afterAll(async () => {
   await client.close()
 })
 
+test('a merged save (session()\'s patch) of a session connect-mongo wrote stores JSON.stringify of the merged object, which connect-mongo reads', async () => {
+  const name = collectionName()
+  const b = await theirs({ collectionName: name })
+  const a = ours({ collectionName: name })
+  const sess = expressSession(60000, { user: { name: 'zoë', n: 1.5 }, list: [1, 'two', null], emoji: '👩‍💻' })
+  await call(b, 'set', 'merged', sess)
+  const merged = JSON.parse(JSON.stringify(sess))
+  merged.user.name = 'zoë, again'
+  delete merged.emoji
+  merged.cart = [1, { two: 2 }]
+  await call(a, 'patch', 'merged', { user: { name: 'zoë, again' }, emoji: null, cart: [1, { two: 2 }] }, sess)
+  expect((await raw(name).findOne({ _id: 'merged' })).session).toBe(JSON.stringify(merged))
+  expect(await call(b, 'get', 'merged')).toEqual(merged)
+})
+
 describe.each([true, false])('interop with connect-mongo 6, stringify: %p', (stringify) => {
   test('the documents are the same shape, and each store reads, touches and destroys the other\'s', async () => {
     const name = collectionName()

@@ -98,6 +98,18 @@ describe('express-mysql-session 3 on the same table', () => {
     expect(await theirs.length()).toBe(0)
   })
 
+  test('a merged save (session()\'s patch) of a session express-mysql-session wrote stores JSON.stringify of the merged object, which it reads', async () => {
+    const sess = tricky(3600000)
+    await theirs.set('merged', sess)
+    const merged = JSON.parse(JSON.stringify(sess))
+    merged.user.name = 'Zoë, again'
+    delete merged.emoji
+    merged.cart = [1, { two: 2 }]
+    await ours.patch('merged', { user: { name: 'Zoë, again' }, emoji: null, cart: [1, { two: 2 }] }, sess)
+    expect((await row('merged')).data).toBe(JSON.stringify(merged))
+    expect(await theirs.get('merged')).toEqual(merged)
+  })
+
   test('custom table and column names are the same table for both', async () => {
     const schema = { tableName: 'custom_sessions', columnNames: { session_id: 'sid', expires: 'exp', data: 'payload' } }
     const theirsCustom = new ExpressMysqlSession({ clearExpired: false, schema }, pool)

@@ -96,3 +96,15 @@ test('a table PostgresStore creates is the table connect-pg-simple creates', asy
     await pool.query(`DROP SCHEMA "${schemaName}_own" CASCADE`)
   }
 })
+
+test('a merged save (session()\'s patch) of a row connect-pg-simple wrote stores JSON.stringify of the merged object, which connect-pg-simple reads', async () => {
+  const sess = tricky(3600000)
+  await call(theirs, 'set', 'merged', sess)
+  const merged = JSON.parse(JSON.stringify(sess))
+  merged.user.name = 'Zoë, again'
+  delete merged.emoji
+  merged.cart = [1, { two: 2 }]
+  await ours.patch('merged', { user: { name: 'Zoë, again' }, emoji: null, cart: [1, { two: 2 }] }, sess)
+  expect((await row('merged')).sess).toBe(JSON.stringify(merged))
+  expect(await call(theirs, 'get', 'merged')).toEqual(merged)
+})

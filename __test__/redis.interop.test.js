@@ -122,3 +122,15 @@ test('an ioredis client is accepted too: its host, port and db are used', async 
     io.disconnect()
   }
 })
+
+test('a merged save (session()\'s patch) of a session connect-redis wrote stores JSON.stringify of the merged object, which connect-redis reads', async () => {
+  const sess = tricky(3600000)
+  await call(theirs, 'set', 'merged', sess)
+  const merged = JSON.parse(JSON.stringify(sess))
+  merged.user.name = 'Zoë, again'
+  delete merged.emoji
+  merged.cart = [1, { two: 2 }]
+  await ours.patch('merged', { user: { name: 'Zoë, again' }, emoji: null, cart: [1, { two: 2 }] }, sess)
+  expect(await client.get(prefix + 'merged')).toBe(JSON.stringify(merged))
+  expect(await call(theirs, 'get', 'merged')).toEqual(merged)
+})
