@@ -33,7 +33,7 @@ const installed = path.join(root, 'node_modules', '.package-lock.json')
 if (mtime(installed) < mtime(path.join(root, 'package-lock.json'))) {
   const problem = toolchainProblem()
   if (problem) fail(`the dependencies are not installed yet, and the addon is built from source here, but ${problem}`)
-  console.error('ferrosession: installing the dependencies first (npm install; it builds the addon, about 5 minutes the first time)')
+  console.error('ferrosession: installing the dependencies first (npm install; it builds the addon: 4-7 minutes on 2 cores the first time)')
   const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
   if (npm.status !== 0) fail(`npm install failed (exit ${npm.status}); see its output above`)
 }
