@@ -7,6 +7,7 @@
 const Store = require('./session/store')
 const { serialised, wholeJson } = require('./session/serialised')
 const native = require('./native')
+const knownExpiry = require('./known-expiry')
 const { invalidInput, closedError, storeError, CODES } = require('./errors')
 const { expiresAt, hasExpired, cookieExpiresMs } = require('./expiry')
 const { later } = require('./later')
@@ -27,8 +28,6 @@ const BATCH_MAX_REQUESTS = 32
 
 /** At most this many sids are remembered as "already reported unreadable". */
 const REPORTED_MAX = 10000
-/** At most this many sids' stored expiries are remembered between a get and its touch. */
-const KNOWN_EXPIRY_MAX = 50000
 
 class NativeBackedStore extends Store {
   /**
@@ -59,11 +58,11 @@ class NativeBackedStore extends Store {
     // reverse (docs/design.md, "Lazy touch").
     this.touchAfter = nonNegative(options.touchAfter, 'touchAfter', backend)
     this._touchPadMs = this.touchAfter * 1000
-    this._knownExpiry = new Map() // sid -> the expiry its stored copy is known to have (touchAfter)
     this._skippedReported = 0 // keys a listing skipped, as last reported (_reportSkipped)
     this._encryption = encryptionOf(options.encryption, backend)
     this._attaching = null // a Promise while the native core waits for something (clientPromise)
     this._storeId = native.registerStore(this)
+    this._place = `${backend}#${this._storeId}` // where its sessions live (lib/known-expiry.js); set by _open
     this._native = null // set by the subclass through _attach()
     this._inline = false // stores that answer without I/O (memory) are never batched
     this._closed = false
@@ -85,6 +84,7 @@ class NativeBackedStore extends Store {
       connectTimeoutMs: Math.ceil(this.connectTimeout),
       idleTimeoutMs: Math.ceil(this.idleTimeout)
     }
+    this._place = knownExpiry.placeOf(this._backend, this._storeId, settings, this._touchPadMs)
     this._attach(native.openNative(this._backend, this._storeId, common, settings))
   }
 
@@ -190,8 +190,7 @@ class NativeBackedStore extends Store {
       // Already expired: leave it to expire (touch never deletes, nor recreates).
       if (at !== null && at <= now) return later(done, null)
       if (this._touchPadMs > 0) {
-        const known = this._knownExpiry.get(sid)
-        this._knownExpiry.delete(sid)
+        const known = knownExpiry.take(this._place, sid)
         // The stored copy already lives at least as long as the cookie now promises: no round trip.
         if (known !== undefined && at !== null && at <= known) return later(done, null)
       }
@@ -202,7 +201,7 @@ class NativeBackedStore extends Store {
   destroy (sid, cb) {
     return this._run('destroy', cb, (done) => {
       this._checkSid('destroy', sid)
-      this._knownExpiry.delete(sid)
+      knownExpiry.forget(this._place, sid)
       this._request('destroy', (err) => done(err), sid)
     })
   }
@@ -393,8 +392,7 @@ class NativeBackedStore extends Store {
     // reported (less its granularity), where it runs on the app's clock.
     if (!Number.isFinite(at) && reported > 0 && this._reportedExpiryUsable()) at = reported - this._precision
     if (!Number.isFinite(at)) return
-    if (this._knownExpiry.size >= KNOWN_EXPIRY_MAX) this._knownExpiry.clear() // only costs touches
-    this._knownExpiry.set(sid, at)
+    knownExpiry.remember(this._place, sid, at)
   }
 
   /**
@@ -459,7 +457,7 @@ class NativeBackedStore extends Store {
     } catch (err) {
       throw invalidInput(this._backend, op, err.message)
     }
-    this._knownExpiry.delete(sid)
+    knownExpiry.forget(this._place, sid)
     // A session whose cookie has already expired is deleted, not written (connect-redis's rule).
     if (at !== null && at <= now) return this._request('destroy', (err) => done(err), sid)
     // The answer goes to `done` too: MongoStore tells an insert from an update by it.

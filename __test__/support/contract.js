@@ -585,6 +585,27 @@ function runContract (backend) {
         }
       })
 
+      // A get through one instance, the touch through another on the same sessions (not for
+      // stores whose sessions are their own alone: memory).
+      ;(backend.reopen ? test : test.skip)('a touch through another store instance than the get, on the same sessions, is skipped too', async () => {
+        const a = stores.create({ touchAfter: 10 })
+        const b = backend.reopen(a, { touchAfter: 10 })
+        const sent = []
+        const request = b._request
+        b._request = function (method, ...rest) { sent.push(method); return request.call(this, method, ...rest) }
+        try {
+          await a.set('elsewhere', sessionData(60000, { v: 1 }))
+          const got = await a.get('elsewhere')
+          await b.touch('elsewhere', renewed(got, 60000, Date.now() + 1000)) // within touchAfter
+          expect(sent).toEqual([])
+          await b.touch('elsewhere', renewed(got, 60000, Date.now() + 1000)) // no get before it: sent
+          expect(sent).toEqual(['touch'])
+        } finally {
+          b._request = request
+          await b.close()
+        }
+      })
+
       test('touchAfter must be a number of seconds', () => {
         expect(() => stores.create({ touchAfter: -1 })).toThrow(/option touchAfter must be a number of seconds/)
         expect(() => stores.create({ touchAfter: '10' })).toThrow(/option touchAfter/)
