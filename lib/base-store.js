@@ -5,7 +5,7 @@
 // Subclasses only translate their options and create the native core.
 
 const Store = require('./session/store')
-const { serialised, wholeJson } = require('./session/serialised')
+const { serialised, wholeJson, pendingPatches } = require('./session/serialised')
 const native = require('./native')
 const knownExpiry = require('./known-expiry')
 const { invalidInput, closedError, storeError, CODES } = require('./errors')
@@ -144,6 +144,8 @@ class NativeBackedStore extends Store {
   }
 
   set (sid, sess, cb) {
+    const patch = this._pendingPatch(sess)
+    if (patch !== undefined) return this.patch(sid, patch, sess, cb)
     return this._run('set', cb, (done) => {
       this._checkSid('set', sid)
       this._write('set', sid, sess, (err) => done(err))
@@ -168,6 +170,11 @@ class NativeBackedStore extends Store {
       }
       this._write('patch', sid, sess, (err) => done(err), text)
     })
+  }
+
+  /** The merge patch session() handed over with `sess` for this save, if this store merges. */
+  _pendingPatch (sess) {
+    return this.mergesPatches && sess !== null && typeof sess === 'object' ? pendingPatches.get(sess) : undefined
   }
 
   /** Whether session() may save this store's sessions as patches: the merge works on JSON text. */

@@ -103,6 +103,8 @@ class MongoStore extends NativeBackedStore {
   }
 
   set (sid, sess, cb) {
+    const patch = this._pendingPatch(sess)
+    if (patch !== undefined) return this.patch(sid, patch, sess, cb)
     return this._run('set', cb, (done) => {
       const id = this._storageId(sid)
       this._checkSid('set', id)

@@ -17,7 +17,7 @@ const uid = require('uid-safe').sync
 const Cookie = require('./cookie')
 const Session = require('./session')
 const Store = require('./store')
-const { serialised } = require('./serialised')
+const { serialised, pendingPatches } = require('./serialised')
 const { serialize } = require('./set-cookie')
 const { sign, unsign, matchingSecretIndex } = require('../signing')
 
@@ -190,13 +190,16 @@ function session (options) {
         const sess = req.session
         if (lastStateOf === sess) serialised.set(sess, lastState)
         try {
+          // Saved through store.set as express-session saves; a ferrosession store merges the
+          // patch handed to it alongside instead of writing the whole session.
           const patch = patchFor(sess)
-          if (patch !== null) store.patch(req.sessionID, patch, sess, function onpatch (err) { writeend(err) })
-          else sess.save(function onsave (err) { writeend(err) })
+          if (patch !== null) pendingPatches.set(sess, patch)
+          sess.save(function onsave (err) { writeend(err) })
         } catch (err) {
           if (!answered) writeend(err) // a store whose set throws instead of calling back
         } finally {
           serialised.delete(sess)
+          pendingPatches.delete(sess)
         }
         return hold()
       } else if (touch) {

@@ -24,4 +24,12 @@ function wholeJson (sess, state) {
   return state === '{}' ? `{"cookie":${cookieJson}}` : `{"cookie":${cookieJson},${state.slice(1)}`
 }
 
-module.exports = { serialised, wholeJson }
+/**
+ * The other hand-off of the end-of-request save: the JSON merge patch of a session the request
+ * loaded (docs/design.md, "Concurrent requests"). The middleware saves through `store.set`, as
+ * express-session does (the same store calls, in the same order); a ferrosession store that finds
+ * a patch here for the session it is given merges it instead of writing the session whole.
+ */
+const pendingPatches = new WeakMap()
+
+module.exports = { serialised, wholeJson, pendingPatches }
