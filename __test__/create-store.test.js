@@ -95,3 +95,47 @@ describe('unknown options are refused, with the closest known name', () => {
     await store.close()
   })
 })
+
+test('a URL the native side cannot use throws ESESSION_INVALID in plain words, not the driver\'s', () => {
+  for (const url of ['redis:/x', 'redis://:pw@[::1']) {
+    let err
+    try {
+      createStore(url)
+    } catch (e) {
+      err = e
+    }
+    expect(err && err.code).toBe('ESESSION_INVALID')
+    expect(err.message).toMatch(/^ferrosession redis options: bad url or TLS settings: /)
+    expect(err.message).not.toMatch(/InvalidClientConfig|GenericFailure/)
+  }
+})
+
+test('a refused connection names the host and port it tried, never the password', async () => {
+  const { closedPort } = require('../scripts/ports')
+  const port = await closedPort()
+  const urls = [`redis://:sekret@127.0.0.1:${port}`, `mysql://root:sekret@127.0.0.1:${port}/test`, `postgres://u:sekret@127.0.0.1:${port}/test`]
+  for (const url of urls) {
+    const store = createStore(url, { connectTimeout: 1000 })
+    store.on('disconnect', () => {})
+    const err = await store.get('sid').then(() => null, (e) => e)
+    await store.close()
+    expect(err && err.code).toBe('ESESSION_UNAVAILABLE')
+    expect(err.message).toContain('127.0.0.1')
+    expect(err.message).toContain(String(port))
+    expect(err.message).not.toContain('sekret')
+  }
+})
+
+test('a refused setting is a TypeError with the code of every refused input', () => {
+  for (const make of [() => new RedisStore({ prefx: 'app:' }), () => createStore('memory:', { max: 0 }), () => new MongoStore({ mongoUrl: 'mongodb://127.0.0.2/x', autoRemove: 'sometimes' })]) {
+    let err
+    try {
+      make()
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(TypeError)
+    expect(err.code).toBe('ESESSION_INVALID')
+    expect(err.message).toMatch(/^ferrosession /)
+  }
+})

@@ -61,7 +61,7 @@ describe('pointed at something that is not Redis', () => {
     try {
       const err = await store.get('x').catch((e) => e)
       expect(err.code).toBe('ESESSION_UNAVAILABLE')
-      expect(err.message).toBe('ferrosession redis get: the server at that address does not speak the Redis protocol ' +
+      expect(err.message).toBe(`ferrosession redis get: the server at 127.0.0.1:${server.address().port} does not speak the Redis protocol ` +
         "(its reply is not RESP); check the URL's port: Redis listens on 6379 unless configured otherwise")
     } finally {
       await store.close()

@@ -8,7 +8,7 @@ const Store = require('./session/store')
 const { serialised, wholeJson, pendingPatches } = require('./session/serialised')
 const native = require('./native')
 const knownExpiry = require('./known-expiry')
-const { invalidInput, closedError, storeError, CODES } = require('./errors')
+const { invalidInput, closedError, storeError, CODES, optionError } = require('./errors')
 const { expiresAt, hasExpired, cookieExpiresMs } = require('./expiry')
 const { later } = require('./later')
 
@@ -39,7 +39,7 @@ class NativeBackedStore extends Store {
     this._backend = backend
     this.serializer = options.serializer || JSON
     if (typeof this.serializer.stringify !== 'function' || typeof this.serializer.parse !== 'function') {
-      throw new TypeError(`ferrosession ${backend}: option serializer needs stringify and parse functions`)
+      throw optionError(`ferrosession ${backend}: option serializer needs stringify and parse functions`)
     }
     this.disableTouch = Boolean(options.disableTouch)
     this.maxSize = positiveOrUndefined(options.maxSize, 'maxSize', backend)
@@ -49,7 +49,7 @@ class NativeBackedStore extends Store {
     // app's own driver settings instead.
     this.idleTimeout = idleMs(options.idleTimeout, backend) ?? binding.DEFAULT_IDLE_TIMEOUT_MS
     if (options.errorLog !== undefined && typeof options.errorLog !== 'function') {
-      throw new TypeError(`ferrosession ${backend}: option errorLog must be a function`)
+      throw optionError(`ferrosession ${backend}: option errorLog must be a function`)
     }
     this.errorLog = options.errorLog || console.error.bind(console)
     // Lazy touch (connect-mongo's touchAfter, in seconds): every write stores the expiry that many
@@ -585,7 +585,7 @@ function withoutPrefix (message) {
 function nonNegative (value, name, backend) {
   if (value === undefined || value === null) return 0
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new TypeError(`ferrosession ${backend}: option ${name} must be a number of seconds (0 or more), got ${String(value)}`)
+    throw optionError(`ferrosession ${backend}: option ${name} must be a number of seconds (0 or more), got ${String(value)}`)
   }
   return value
 }
@@ -596,7 +596,7 @@ function nonNegative (value, name, backend) {
  */
 function encryptionOf (encryption, backend) {
   if (encryption === undefined || encryption === null || encryption === false) return null
-  const fail = (why) => new TypeError(`ferrosession ${backend}: option encryption ${why}`)
+  const fail = (why) => optionError(`ferrosession ${backend}: option encryption ${why}`)
   if (typeof encryption !== 'object') throw fail('must be { keys: [current, ...previous] }')
   const keys = Array.isArray(encryption.keys) ? encryption.keys : encryption.key !== undefined ? [encryption.key] : null
   if (keys === null || keys.length === 0) throw fail('needs keys: [current, ...previous] (at least one)')
@@ -615,7 +615,7 @@ function encryptionOf (encryption, backend) {
 function idleMs (value, backend) {
   if (value === undefined || value === null) return undefined
   if (typeof value !== 'number' || !(value >= 0) || value === Infinity) {
-    throw new TypeError(`ferrosession ${backend}: option idleTimeout must be a number of ms (0 keeps idle connections), got ${String(value)}`)
+    throw optionError(`ferrosession ${backend}: option idleTimeout must be a number of ms (0 keeps idle connections), got ${String(value)}`)
   }
   return value
 }
@@ -623,7 +623,7 @@ function idleMs (value, backend) {
 function positiveOrUndefined (value, name, backend) {
   if (value === undefined || value === null) return undefined
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new TypeError(`ferrosession ${backend}: option ${name} must be a positive number, got ${String(value)}`)
+    throw optionError(`ferrosession ${backend}: option ${name} must be a positive number, got ${String(value)}`)
   }
   return value
 }

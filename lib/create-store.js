@@ -1,6 +1,7 @@
 'use strict'
 // One entry point: the store for a URL. No URL gives the embedded SqliteStore.
 
+const { optionError } = require('./errors')
 const { forStore } = require('./options')
 const { STORES, SCHEMES, storeForScheme, classOf } = require('./stores')
 
@@ -9,7 +10,7 @@ const DEFAULT_BACKEND = 'sqlite'
 
 function createStore (url, options = {}) {
   if (url !== undefined && url !== null && typeof url !== 'string') {
-    throw new TypeError(`ferrosession createStore: the URL must be a string, got ${typeof url}`)
+    throw optionError(`ferrosession createStore: the URL must be a string, got ${typeof url}`)
   }
   if (!url) return new (classOf(STORES.find((s) => s.backend === DEFAULT_BACKEND)))(forStore(options, DEFAULT_BACKEND))
   const scheme = url.slice(0, url.indexOf(':') + 1).toLowerCase()

@@ -19,9 +19,19 @@ function invalidInput (backend, op, reason) {
   return storeError(CODES.invalid, `ferrosession ${backend} ${op}: ${reason}`)
 }
 
+/**
+ * A setting a store refuses when it is made (an unknown option, a value of the wrong kind): a
+ * TypeError, as the anchors throw, with the code every refused input has.
+ */
+function optionError (message) {
+  const err = new TypeError(message)
+  err.code = CODES.invalid
+  return err
+}
+
 /** A request made after close(): refused at once, before anything reaches the backend. */
 function closedError (backend, op) {
   return storeError(CODES.closed, `ferrosession ${backend} ${op}: the store was closed`)
 }
 
-module.exports = { storeError, invalidInput, closedError, CODES }
+module.exports = { storeError, invalidInput, optionError, closedError, CODES }

@@ -6,6 +6,7 @@
 // The result is the absolute instant in epoch ms. "Now" is always the `Date.now()` of the JS call
 // (the JS clock is the clock: apps fake it in their tests), and travels to Rust with the request.
 
+const { optionError } = require('./errors')
 const DAY_SECONDS = 86400
 
 function cookieExpiresMs (sess) {
@@ -43,7 +44,7 @@ function normaliseTtl (ttl, backend) {
   if (ttl === undefined || ttl === null || ttl === 0) return DAY_SECONDS
   if (typeof ttl === 'function') return ttl
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-    throw new TypeError(`ferrosession ${backend}: option ttl must be a positive number of seconds or a function, got ${String(ttl)}`)
+    throw optionError(`ferrosession ${backend}: option ttl must be a positive number of seconds or a function, got ${String(ttl)}`)
   }
   return ttl
 }

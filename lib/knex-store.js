@@ -5,6 +5,7 @@
 // in connect-session-knex's `sessions` table: SqliteStore for SQLite, PostgresStore or MySqlStore
 // with layout 'knex' for PostgreSQL and MySQL/MariaDB. No knex query runs; knex may be closed.
 
+const { optionError } = require('./errors')
 const { withFactoryShape } = require('./factory-shape')
 
 /** connect-session-knex's own default without a knex instance: a SQLite file. */
@@ -24,19 +25,19 @@ class KnexStore {
       store = new (require('./sqlite-store').SqliteStore)({ path: DEFAULT_SQLITE_FILE, ...passed })
     } else {
       const client = knex.client
-      if (!client || typeof client !== 'object') throw new TypeError('ferrosession knex: option knex is not a knex instance (it has no client)')
+      if (!client || typeof client !== 'object') throw optionError('ferrosession knex: option knex is not a knex instance (it has no client)')
       const dialect = client.dialect
       const connection = settingsOf(client)
       if (dialect === 'sqlite3') {
         const file = connection.filename
-        if (typeof file !== 'string') throw new TypeError('ferrosession knex: the SQLite knex connection has no filename')
+        if (typeof file !== 'string') throw optionError('ferrosession knex: the SQLite knex connection has no filename')
         store = new (require('./sqlite-store').SqliteStore)({ ...passed, path: file })
       } else if (dialect === 'postgresql') {
         store = new (require('./postgres-store').PostgresStore)({ ...passed, ...pgOptions(connection, client), layout: 'knex' })
       } else if (dialect === 'mysql') {
         store = new (require('./mysql-store').MySqlStore)({ ...passed, ...connection, layout: 'knex' })
       } else {
-        throw new TypeError(`ferrosession knex: the ${String(dialect)} dialect is not supported (SQLite, PostgreSQL, MySQL and MariaDB are)`)
+        throw optionError(`ferrosession knex: the ${String(dialect)} dialect is not supported (SQLite, PostgreSQL, MySQL and MariaDB are)`)
       }
     }
     // connect-session-knex's public fields.
@@ -67,10 +68,10 @@ function thenableReady (store) {
  */
 function settingsOf (client) {
   if (client.connectionConfigProvider || typeof (client.config && client.config.connection) === 'function') {
-    throw new TypeError('ferrosession knex: a knex connection given as a function is not supported; give knex the connection settings (an object or a URL)')
+    throw optionError('ferrosession knex: a knex connection given as a function is not supported; give knex the connection settings (an object or a URL)')
   }
   if (client.config && client.config.connectionPool) {
-    throw new TypeError('ferrosession knex: knex\'s connectionPool option (an external pool) is not supported; give knex the connection settings')
+    throw optionError('ferrosession knex: knex\'s connectionPool option (an external pool) is not supported; give knex the connection settings')
   }
   const source = client.connectionSettings || (client.config && client.config.connection) || {}
   if (typeof source === 'string') return { url: source }
@@ -86,7 +87,7 @@ function pgOptions (connection, client) {
   const { connectionString, sslmode, ...conObject } = connection
   // pg-connection-string turned `sslmode` into `ssl` already when knex parsed a URL.
   if (sslmode !== undefined && conObject.ssl === undefined) {
-    throw new TypeError('ferrosession knex: the connection\'s sslmode has no ssl setting beside it; put sslmode in a connection URL')
+    throw optionError('ferrosession knex: the connection\'s sslmode has no ssl setting beside it; put sslmode in a connection URL')
   }
   const searchPath = client.searchPath ?? (client.config && client.config.searchPath)
   const schemaName = Array.isArray(searchPath) ? searchPath[0] : searchPath

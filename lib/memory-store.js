@@ -4,6 +4,7 @@
 // removed on access and by an unref'd sweep every `checkPeriod` ms. Options follow the npm
 // `memorystore` where they make sense: its `ttl` is in milliseconds.
 
+const { optionError } = require('./errors')
 const { NativeBackedStore } = require('./base-store')
 const { checkOptions } = require('./options')
 const { DAY_SECONDS } = require('./expiry')
@@ -16,7 +17,7 @@ class MemoryStore extends NativeBackedStore {
     super('memory', options)
     this.max = options.max === undefined ? DEFAULT_MAX : (options.max === Infinity ? undefined : options.max)
     if (this.max !== undefined && (!Number.isInteger(this.max) || this.max < 1)) {
-      throw new TypeError(`ferrosession memory: option max must be a positive integer or Infinity, got ${String(options.max)}`)
+      throw optionError(`ferrosession memory: option max must be a positive integer or Infinity, got ${String(options.max)}`)
     }
     this.maxBytes = options.maxBytes
     this.ttl = ttlInSeconds(options)
@@ -45,7 +46,7 @@ function ttlInSeconds (options) {
   if (ttl === undefined || ttl === null) return DAY_SECONDS
   if (typeof ttl === 'function') return (sess) => ttl(options, sess, undefined) / 1000
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
-    throw new TypeError(`ferrosession memory: option ttl must be a positive number of milliseconds or a function, got ${String(ttl)}`)
+    throw optionError(`ferrosession memory: option ttl must be a positive number of milliseconds or a function, got ${String(ttl)}`)
   }
   return ttl / 1000
 }

@@ -5,6 +5,7 @@
 // the native driver cannot honour is named in the error.
 
 /** MongoClient options that have the same name as a connection-string option. */
+const { optionError } = require('./errors')
 const URL_OPTIONS = new Set(['tls', 'ssl', 'tlsCAFile', 'tlsCertificateKeyFile', 'tlsCertificateKeyFilePassword',
   'tlsAllowInvalidCertificates', 'tlsAllowInvalidHostnames', 'tlsInsecure', 'authSource', 'authMechanism',
   'replicaSet', 'directConnection', 'loadBalanced', 'maxPoolSize', 'minPoolSize', 'maxIdleTimeMS', 'maxConnecting',
@@ -18,7 +19,7 @@ const JS_ONLY = new Set(['monitorCommands', 'promoteValues', 'promoteBuffers', '
   'mongodbLogMaxDocumentLength', 'proxyHost', 'proxyPort', 'proxyUsername', 'proxyPassword'])
 
 function refuse (what) {
-  return new TypeError(`ferrosession mongodb: ${what}`)
+  return optionError(`ferrosession mongodb: ${what}`)
 }
 
 /**

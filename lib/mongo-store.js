@@ -3,6 +3,7 @@
 // MongoClient (`client`, `clientPromise`) is read for its settings and connected to natively; no
 // JS driver runs a request.
 
+const { optionError } = require('./errors')
 const assert = require('node:assert/strict')
 const { NativeBackedStore } = require('./base-store')
 const { checkOptions } = require('./options')
@@ -181,24 +182,24 @@ class MongoStore extends NativeBackedStore {
 
 function refuseUnsupported (options) {
   if (options.crypto !== undefined && options.crypto !== null && options.crypto.secret !== false) {
-    throw new TypeError('ferrosession mongodb: option crypto (kruptein) is not supported; use encryption: { keys: [...] } ' +
+    throw optionError('ferrosession mongodb: option crypto (kruptein) is not supported; use encryption: { keys: [...] } ' +
       '(AES-256-GCM in Rust). Sessions connect-mongo encrypted with kruptein cannot be read: their users sign in again')
   }
   if (options.cryptoAdapter !== undefined) {
-    throw new TypeError('ferrosession mongodb: option cryptoAdapter is not supported; use encryption: { keys: [...], ' +
+    throw optionError('ferrosession mongodb: option cryptoAdapter is not supported; use encryption: { keys: [...], ' +
       'connectMongoSecret: <the secret given to createWebCryptoAdapter> } to keep its sessions readable')
   }
   if (options.serialize !== undefined || options.unserialize !== undefined) {
-    throw new TypeError('ferrosession mongodb: options serialize/unserialize are not supported; ' +
+    throw optionError('ferrosession mongodb: options serialize/unserialize are not supported; ' +
       'give serializer: { stringify, parse } (text), or stringify: false for BSON documents')
   }
   // The allowed values are the native enum's (src/napi_stores.rs): defined once.
   const autoRemoves = Object.values(binding.MongoAutoRemove)
   if (options.autoRemove !== undefined && !autoRemoves.includes(options.autoRemove)) {
-    throw new TypeError(`ferrosession mongodb: option autoRemove must be ${autoRemoves.map((v) => `'${v}'`).join(', ')}, got ${String(options.autoRemove)}`)
+    throw optionError(`ferrosession mongodb: option autoRemove must be ${autoRemoves.map((v) => `'${v}'`).join(', ')}, got ${String(options.autoRemove)}`)
   }
   if (options.transformId !== undefined && typeof options.transformId !== 'function') {
-    throw new TypeError('ferrosession mongodb: option transformId must be a function')
+    throw optionError('ferrosession mongodb: option transformId must be a function')
   }
 }
 
@@ -206,11 +207,11 @@ function refuseUnsupported (options) {
 function writeConcernOf (options) {
   if (options === undefined || options === null) return {}
   const unknown = Object.keys(options).filter((k) => !WRITE_OPTIONS.has(k))
-  if (unknown.length > 0) throw new TypeError(`ferrosession mongodb: writeOperationOptions ${unknown.join(', ')} are not write-concern settings (w, j, wtimeout)`)
+  if (unknown.length > 0) throw optionError(`ferrosession mongodb: writeOperationOptions ${unknown.join(', ')} are not write-concern settings (w, j, wtimeout)`)
   const out = {}
   if (typeof options.w === 'number') out.writeNodes = options.w
   else if (typeof options.w === 'string') out.writeTag = options.w
-  else if (options.w !== undefined) throw new TypeError(`ferrosession mongodb: writeOperationOptions.w must be a number or a tag, got ${typeof options.w}`)
+  else if (options.w !== undefined) throw optionError(`ferrosession mongodb: writeOperationOptions.w must be a number or a tag, got ${typeof options.w}`)
   const journal = options.j ?? options.journal
   if (journal !== undefined) out.writeJournal = Boolean(journal)
   const timeout = options.wtimeout ?? options.wtimeoutMS

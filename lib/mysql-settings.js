@@ -4,6 +4,7 @@
 // turned into the native store's options. Every setting is used, or refused with an error naming
 // it; none is dropped. TLS above all: `ssl` makes TLS required, never a silent fallback.
 
+const { optionError } = require('./errors')
 const { closest, COMMON, STORE_OPTIONS } = require('./options')
 
 /** Connection settings the native store honours. */
@@ -22,14 +23,14 @@ const NOT_APPLICABLE = new Set(['charset', 'charsetNumber', 'timezone', 'dateStr
 const SSL_KEYS = new Set(['ca', 'cert', 'key', 'rejectUnauthorized', 'servername', 'verifyIdentity'])
 
 function refuse (where, key, why) {
-  return new TypeError(`ferrosession mysql: ${where}.${key} ${why}`)
+  return optionError(`ferrosession mysql: ${where}.${key} ${why}`)
 }
 
 function pemList (value, where) {
   if (value === undefined || value === null) return undefined
   const parts = Array.isArray(value) ? value : [value]
   return parts.map((part) => {
-    if (typeof part !== 'string' && !Buffer.isBuffer(part)) throw new TypeError(`ferrosession mysql: ${where} must be PEM text or a Buffer`)
+    if (typeof part !== 'string' && !Buffer.isBuffer(part)) throw optionError(`ferrosession mysql: ${where} must be PEM text or a Buffer`)
     return String(part)
   })
 }
@@ -43,9 +44,9 @@ function tlsOf (ssl, where) {
   if (ssl === undefined || ssl === null || ssl === false) return undefined
   if (ssl === true || ssl === 'true' || ssl === 'required') return { rejectUnauthorized: true }
   if (typeof ssl === 'string') {
-    throw new TypeError(`ferrosession mysql: ${where}.ssl profile ${JSON.stringify(ssl)} is not supported; pass { ca } with the provider's CA bundle`)
+    throw optionError(`ferrosession mysql: ${where}.ssl profile ${JSON.stringify(ssl)} is not supported; pass { ca } with the provider's CA bundle`)
   }
-  if (typeof ssl !== 'object') throw new TypeError(`ferrosession mysql: ${where}.ssl must be an object or true, got ${typeof ssl}`)
+  if (typeof ssl !== 'object') throw optionError(`ferrosession mysql: ${where}.ssl must be an object or true, got ${typeof ssl}`)
   for (const key of Object.getOwnPropertyNames(ssl)) {
     if (ssl[key] === undefined || SSL_KEYS.has(key)) continue
     if (key === 'passphrase') throw refuse(`${where}.ssl`, key, 'is not supported: give the client key decrypted')
@@ -70,10 +71,10 @@ function fromUrl (url) {
   try {
     u = new URL(url)
   } catch {
-    throw new TypeError('ferrosession mysql: the connection URL is not a valid URL')
+    throw optionError('ferrosession mysql: the connection URL is not a valid URL')
   }
   if (u.protocol !== 'mysql:' && u.protocol !== 'mariadb:') {
-    throw new TypeError(`ferrosession mysql: unsupported URL scheme ${u.protocol} (mysql:// or mariadb://)`)
+    throw optionError(`ferrosession mysql: unsupported URL scheme ${u.protocol} (mysql:// or mariadb://)`)
   }
   const settings = {
     host: u.hostname ? decodeURIComponent(u.hostname).replace(/^\[(.*)\]$/, '$1') : undefined,
@@ -138,7 +139,7 @@ function nativeOf (settings, where, poolLimit) {
 function fromConnection (connection) {
   const config = connection.config || (connection.pool && connection.pool.config) || (connection.connection && connection.connection.config)
   if (!config || typeof config !== 'object') {
-    throw new TypeError('ferrosession mysql: the connection passed is not a mysql2 or mysql pool or connection (no config to read)')
+    throw optionError('ferrosession mysql: the connection passed is not a mysql2 or mysql pool or connection (no config to read)')
   }
   if (config.connectionConfig) {
     // A pool: its connection settings, plus its size and idle policy.

@@ -5,7 +5,7 @@
 // and scripts exit on their own.
 
 const { binding } = require('./binding')
-const { storeError } = require('./errors')
+const { storeError, CODES } = require('./errors')
 const { later } = require('./later')
 
 const pending = new Map()
@@ -129,7 +129,15 @@ function openNative (backend, storeId, common, options) {
   if (typeof factory !== 'function') {
     throw new Error(`ferrosession ${backend}: this build of the native addon has no ${backend} backend (built without the cargo feature "${backend}")`)
   }
-  return factory.call(binding.NativeStore, dispatcher, storeId, common, options)
+  try {
+    return factory.call(binding.NativeStore, dispatcher, storeId, common, options)
+  } catch (err) {
+    // A setting the native side refuses (a URL that does not parse, a bad certificate): the same
+    // code as every other refused input, not napi's GenericFailure.
+    const refused = storeError(CODES.invalid, String(err.message).startsWith('ferrosession ') ? err.message : `ferrosession ${backend} options: ${err.message}`)
+    refused.cause = err
+    throw refused
+  }
 }
 
 module.exports = { binding, dispatcher, nextId, register, request, fail, inFlight, registerStore, unregisterStore, openNative }

@@ -5,6 +5,7 @@
 // earlier majors that mean nothing here are accepted, with one warning each, from one list.
 
 /** What every ferrosession store takes. */
+const { optionError } = require('./errors')
 const COMMON = ['serializer', 'ttl', 'disableTouch', 'touchAfter', 'encryption', 'errorLog', 'maxSize',
   'commandTimeout', 'connectTimeout']
 
@@ -63,7 +64,7 @@ function checkOptions (options, backend, name) {
       continue
     }
     const near = closest(key, [...known])
-    throw new TypeError(`ferrosession ${backend}: unknown option '${key}' for ${name}` + (near ? `; did you mean '${near}'?` : ''))
+    throw optionError(`ferrosession ${backend}: unknown option '${key}' for ${name}` + (near ? `; did you mean '${near}'?` : ''))
   }
 }
 
@@ -79,7 +80,7 @@ function forStore (options, backend) {
   for (const key of Object.keys(options)) {
     if (!EVERY_KNOWN.has(key) && !Object.hasOwn(RETIRED, key) && backend !== 'mysql') {
       const near = closest(key, [...EVERY_KNOWN])
-      throw new TypeError(`ferrosession createStore: unknown option '${key}'` + (near ? `; did you mean '${near}'?` : ''))
+      throw optionError(`ferrosession createStore: unknown option '${key}'` + (near ? `; did you mean '${near}'?` : ''))
     }
     if (own.has(key) || !EVERY_KNOWN.has(key)) out[key] = options[key]
   }

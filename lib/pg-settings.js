@@ -4,6 +4,7 @@
 // with an error naming it; none is dropped. TLS above all: `ssl` is honoured exactly (see
 // docs/design.md, "PostgreSQL over TLS").
 
+const { optionError } = require('./errors')
 const fs = require('node:fs')
 
 /** Settings that change what the native store does, and how. */
@@ -17,7 +18,7 @@ const POOL_DEFAULTS = { min: 0, maxUses: Infinity, maxLifetimeSeconds: 0 }
 const SSL_KEYS = new Set(['rejectUnauthorized', 'ca', 'cert', 'key', 'servername', 'checkServerIdentity'])
 
 function refuse (where, key, why) {
-  return new TypeError(`ferrosession postgres: ${where}.${key}${why.startsWith('=') ? '' : ' '}${why}`)
+  return optionError(`ferrosession postgres: ${where}.${key}${why.startsWith('=') ? '' : ' '}${why}`)
 }
 
 /** PEM text from what Node's TLS options take: a string, a Buffer, or an array of them. */
@@ -25,7 +26,7 @@ function pem (value, where) {
   if (value === undefined || value === null) return undefined
   const parts = Array.isArray(value) ? value : [value]
   for (const part of parts) {
-    if (typeof part !== 'string' && !Buffer.isBuffer(part)) throw new TypeError(`ferrosession postgres: ${where} must be PEM text or a Buffer`)
+    if (typeof part !== 'string' && !Buffer.isBuffer(part)) throw optionError(`ferrosession postgres: ${where} must be PEM text or a Buffer`)
   }
   return parts.map(String).join('\n')
 }
@@ -41,7 +42,7 @@ function tlsOf (ssl, where) {
   if (ssl === false || ssl === 'false' || ssl === 0) return { mode: 'disable' }
   if (ssl === true || ssl === 'true' || ssl === 1) return { mode: 'verify-full' }
   if (ssl === 'no-verify') return { mode: 'no-verify' }
-  if (typeof ssl !== 'object') throw new TypeError(`ferrosession postgres: ${where}.ssl must be true, false or an object, got ${typeof ssl}`)
+  if (typeof ssl !== 'object') throw optionError(`ferrosession postgres: ${where}.ssl must be true, false or an object, got ${typeof ssl}`)
   // pg hides `key` from enumeration: look at every own property, enumerable or not.
   for (const key of Object.getOwnPropertyNames(ssl)) {
     if (ssl[key] === undefined || SSL_KEYS.has(key)) continue
@@ -69,7 +70,7 @@ function tlsFromEnvironment (env = process.env) {
     try {
       return fs.readFileSync(env[name], 'utf8')
     } catch (err) {
-      throw new TypeError(`ferrosession postgres: ${name}=${env[name]} cannot be read: ${err.message}`)
+      throw optionError(`ferrosession postgres: ${name}=${env[name]} cannot be read: ${err.message}`)
     }
   }
   return { mode: env.PGSSLMODE, ca: file('PGSSLROOTCERT'), cert: file('PGSSLCERT'), key: file('PGSSLKEY') }
@@ -112,7 +113,7 @@ function connectionOf (options, env = process.env) {
     const pool = options.pool
     // Read, or refused: never a silent connection to the default database instead.
     if (!pool || typeof pool !== 'object' || !pool.options || typeof pool.options !== 'object') {
-      throw new TypeError('ferrosession postgres: option pool must be a pg.Pool (its options are read to connect natively)')
+      throw optionError('ferrosession postgres: option pool must be a pg.Pool (its options are read to connect natively)')
     }
     settings = fromPgConfig(pool.options, 'pool.options')
     source = 'the pool option (a pg.Pool)'

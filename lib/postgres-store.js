@@ -4,6 +4,7 @@
 // existing pg.Pool), `pgPromise`, `conObject`, `conString`, `DATABASE_URL`, then libpq's PG*
 // environment variables; the store reads them and connects natively.
 
+const { optionError } = require('./errors')
 const { checkOptions } = require('./options')
 const { NativeBackedStore } = require('./base-store')
 const { normaliseTtl } = require('./expiry')
@@ -16,7 +17,7 @@ class PostgresStore extends NativeBackedStore {
     checkOptions(options, 'postgres', 'PostgresStore')
     super('postgres', options)
     if (options.layout !== undefined && options.layout !== 'knex' && options.layout !== 'connect-pg-simple') {
-      throw new TypeError(`ferrosession postgres: option layout must be 'connect-pg-simple' or 'knex', got ${String(options.layout)}`)
+      throw optionError(`ferrosession postgres: option layout must be 'connect-pg-simple' or 'knex', got ${String(options.layout)}`)
     }
     const knex = options.layout === 'knex'
     const connection = connectionOf(options)

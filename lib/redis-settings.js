@@ -4,10 +4,11 @@
 // a Cluster or a Sentinel). The store never uses that client: it reads its settings and opens a
 // native connection. Settings are used or refused with an error naming them, never dropped.
 
+const { optionError } = require('./errors')
 const DEFAULT_URL = 'redis://127.0.0.1:6379'
 
 function refuse (where, why) {
-  return new TypeError(`ferrosession redis: ${where} ${why}`)
+  return optionError(`ferrosession redis: ${where} ${why}`)
 }
 
 /** PEM text from what Node's TLS options take: a string, a Buffer, or an array of them. */

@@ -5,6 +5,7 @@
 // Sentinel): the store reads its connection settings (lib/redis-settings.js) and opens its own
 // native connection, so the app's construction code stays as it is.
 
+const { optionError } = require('./errors')
 const { NativeBackedStore } = require('./base-store')
 const { normaliseTtl } = require('./expiry')
 const { connectionOf } = require('./redis-settings')
@@ -19,7 +20,7 @@ class RedisStore extends NativeBackedStore {
     this.prefix = options.prefix == null ? 'sess:' : String(options.prefix)
     this.scanCount = options.scanCount == null ? 100 : options.scanCount
     if (!Number.isInteger(this.scanCount) || this.scanCount < 1) {
-      throw new TypeError(`ferrosession redis: option scanCount must be a positive integer, got ${String(options.scanCount)}`)
+      throw optionError(`ferrosession redis: option scanCount must be a positive integer, got ${String(options.scanCount)}`)
     }
     this.ttl = normaliseTtl(options.ttl, 'redis')
     this.disableTTL = Boolean(options.disableTTL)

@@ -164,6 +164,8 @@ pub struct MysqlBackend {
   connect_timeout: Duration,
   database: Option<String>,
   user: Option<String>,
+  /// For error messages: the socket path, or `host:port` (never the password).
+  address: String,
 }
 
 impl MysqlBackend {
@@ -220,6 +222,14 @@ impl MysqlBackend {
       table_ready: tokio::sync::OnceCell::new(),
       max_packet: tokio::sync::OnceCell::new(),
       connect_timeout,
+      address: match &o.socket_path {
+        Some(path) => path.clone(),
+        None => format!(
+          "{}:{}",
+          o.host.as_deref().unwrap_or("localhost"),
+          o.port.unwrap_or(3306)
+        ),
+      },
       database: o.database,
       user: o.user,
     })
@@ -325,10 +335,11 @@ impl MysqlBackend {
         1969 | 3024 => BackendError::backend(format!("{} (error {}, statement timeout)", s.message, s.code)),
         _ => BackendError::backend(format!("{} (error {}, SQLSTATE {})", s.message, s.code, s.state)),
       },
-      MyError::Io(IoError::Tls(t)) => {
-        BackendError::unavailable(crate::tls::explain(&format!("error performing TLS handshake: {t}")))
-      }
-      MyError::Io(io) => BackendError::unavailable(io.to_string()),
+      MyError::Io(IoError::Tls(t)) => BackendError::unavailable(crate::tls::explain(&format!(
+        "error performing TLS handshake with {}: {t}",
+        self.address
+      ))),
+      MyError::Io(io) => BackendError::unavailable(format!("cannot reach {}: {io}", self.address)),
       MyError::Driver(DriverError::PoolDisconnected) => BackendError::closed(),
       MyError::Driver(d @ DriverError::ConnectionClosed) => BackendError::unavailable(d.to_string()),
       // A protocol error on one connection (its packets out of step) is that request's failure;

@@ -268,19 +268,26 @@ impl RedisBackend {
   /// multi-line dump of the bytes it could not parse.) Only the connection handshake says this:
   /// later, the same error kind also means a reply value of an unexpected type.
   fn not_redis(&self) -> BackendError {
-    self.unreachable(
-      "the server at that address does not speak the Redis protocol (its reply is not RESP); \
+    let detail = format!(
+      "the server at {} does not speak the Redis protocol (its reply is not RESP); \
        check the URL's port: Redis listens on 6379 unless configured otherwise",
-    )
+      self.topology.address
+    );
+    if self.topology.tls {
+      self.unreachable(&detail)
+    } else {
+      BackendError::unavailable(detail) // it was reached: "cannot reach" would mislead
+    }
   }
 
   fn unreachable(&self, detail: &str) -> BackendError {
+    let at = &self.topology.address;
     if self.topology.tls {
       BackendError::unavailable(format!(
-        "TLS connection failed: {detail} (rediss:// needs a TLS port; is the server speaking TLS there?)"
+        "TLS connection to {at} failed: {detail} (rediss:// needs a TLS port; is the server speaking TLS there?)"
       ))
     } else {
-      BackendError::unavailable(detail)
+      BackendError::unavailable(format!("cannot reach {at}: {detail}"))
     }
   }
 

@@ -89,6 +89,9 @@ pub struct Topology {
   connect_timeout: Duration,
   /// For error messages: a TLS handshake that fails is named as such.
   pub tls: bool,
+  /// For error messages: where the store connects (`host:port`, the cluster's root nodes, or the
+  /// master the sentinels name), never with credentials.
+  pub address: String,
 }
 
 /// A connection of any topology; cheap to clone (all share the sockets).
@@ -136,7 +139,7 @@ impl Topology {
     certs: &Certificates,
     connect_timeout: Duration,
   ) -> BackendResult<Self> {
-    let bad = |e: RedisError| BackendError::invalid(format!("bad url or TLS settings: {e}"));
+    let bad = |e: RedisError| BackendError::invalid(format!("bad url or TLS settings: {}", plain(&e)));
     let tls = url.starts_with("rediss:") || cluster.is_some_and(|nodes| nodes.iter().any(|u| u.starts_with("rediss:")));
     if certs.any() && !tls {
       return Err(BackendError::invalid(
@@ -182,11 +185,30 @@ impl Topology {
     let config = AsyncConnectionConfig::new()
       .set_connection_timeout(Some(connect_timeout))
       .set_response_timeout(None);
+    let address = match &kind {
+      Kind::Single(client) => client.get_connection_info().addr().to_string(),
+      Kind::Cluster(_) => format!(
+        "the cluster at {}",
+        cluster
+          .unwrap_or_default()
+          .iter()
+          .map(|u| host_port(u))
+          .collect::<Vec<_>>()
+          .join(", ")
+      ),
+      Kind::Sentinel { name, .. } => format!(
+        "the master {name:?} of the sentinels at {}",
+        sentinel
+          .map(|s| s.sentinels.iter().map(|u| host_port(u)).collect::<Vec<_>>().join(", "))
+          .unwrap_or_default()
+      ),
+    };
     Ok(Self {
       kind,
       config,
       connect_timeout,
       tls,
+      address,
     })
   }
 
@@ -372,4 +394,20 @@ pub async fn scan(conn: &mut Conn, pattern: &str, count: u32) -> RedisResult<Vec
     }
   }
   Ok(keys)
+}
+
+/// A driver error in plain words: without the kind the driver appends (" - InvalidClientConfig").
+fn plain(e: &RedisError) -> String {
+  let text = e.to_string();
+  match text.rsplit_once(" - ") {
+    Some((words, kind)) if !kind.is_empty() && kind.chars().all(|c| c.is_ascii_alphanumeric()) => words.to_string(),
+    _ => text,
+  }
+}
+
+/// The `host:port` of a `redis://` URL for messages: its credentials left out.
+fn host_port(url: &str) -> String {
+  let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+  let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+  rest.split('/').next().unwrap_or(rest).to_string()
 }
