@@ -49,11 +49,22 @@ test('inspect reports counts, near expiries and size percentiles; bad usage is o
   const report = JSON.parse(stdout)
   // sqliteWith: expiries of 1 to 10 minutes, all within the hour.
   expect(report).toMatchObject({ store: `sqlite:${file}`, sessions: 30, unreadable: 0, expiringWithinHour: 30, expiringWithinDay: 30 })
+  expect(report.lookedIn).toBe(`the table "sessions" of ${file} (options path, tableName)`)
   expect(report.bytes.p50).toBeGreaterThan(50)
   expect(report.bytes.max).toBeGreaterThanOrEqual(report.bytes.p99)
   const wrong = await cli(['migrate', `sqlite:${file}`])
   expect(wrong.code).toBe(1)
-  expect(wrong.stderr.split('\n')[0]).toBe('ferrosession: migrate takes --from <url> and --to <url>')
+  expect(wrong.stderr.split('\n')[0]).toBe('ferrosession: migrate takes --from <url> and --to <url> (--from is missing; "" is the embedded SQLite store)')
+  // --to without --from never reads ./sessions.sqlite silently.
+  const noFrom = await cli(['migrate', '--to', 'memory:'])
+  expect(noFrom.code).toBe(1)
+  expect(noFrom.stderr.split('\n')[0]).toMatch(/--from is missing/)
+  const typo = await cli(['migrate', '--form', `sqlite:${file}`, '--to', 'memory:'])
+  expect(typo.code).toBe(1)
+  expect(typo.stderr.split('\n')[0]).toBe("ferrosession: Unknown option '--form'; did you mean --from?")
+  // inspect takes migrate's spelling of the store options too, and says where it looked.
+  const other = JSON.parse((await cli(['inspect', `sqlite:${file}`, '--from-options', '{"tableName":"elsewhere"}'])).stdout)
+  expect(other).toMatchObject({ sessions: 0, lookedIn: `the table "elsewhere" of ${file} (options path, tableName)` })
 })
 
 test('100,000 sessions from SQLite to Redis: a dry run writes nothing, the migration copies each with its expiry', async () => {

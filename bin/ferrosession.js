@@ -6,6 +6,7 @@
 const { parseArgs } = require('node:util')
 const { inspect, migrate, describe } = require('../lib/migrate')
 const { SCHEMES } = require('../lib/stores')
+const { closest } = require('../lib/options')
 
 const USAGE = `Usage:
   ferrosession inspect <url>                    how many sessions, how many expire within the hour
@@ -22,7 +23,7 @@ Options:
   --retry-for <seconds>   migrate: keep retrying an unreachable store this long (default 30)
   --from-options <json>   store options for the source, e.g. '{"prefix":"sess:"}'
   --to-options <json>     store options for the target, e.g. '{"createTableIfMissing":true}'
-  --options <json>        inspect: store options
+  --options <json>        inspect: store options (--from-options is taken too)
 
 Exit status: 0 when everything was copied or already there, 1 when a session could not be
 copied or the command was used wrongly, 2 when a store stayed unreachable (run it again: it
@@ -61,7 +62,10 @@ async function main () {
   try {
     parsed = parseArgs({ args: process.argv.slice(2), options: OPTIONS, allowPositionals: true })
   } catch (err) {
-    console.error(`ferrosession: ${err.message}\n\n${USAGE}`)
+    // Node's words for a mistyped flag, plus the flag it was probably meant to be.
+    const flag = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && /'(-{1,2}[^']+)'/.exec(err.message)
+    const near = flag && closest(flag[1].replace(/^-+/, ''), Object.keys(OPTIONS))
+    console.error(`ferrosession: ${err.message.split('.')[0]}${near ? `; did you mean --${near}?` : ''}\n\n${USAGE}`)
     return 1
   }
   const { values, positionals: [command, ...rest] } = parsed
@@ -70,11 +74,12 @@ async function main () {
     return values.help ? 0 : 1
   }
   if (command === 'inspect' && rest.length === 1) {
-    const report = await inspect({ url: rest[0], options: json(values.options, 'options') })
+    const options = values.options !== undefined ? json(values.options, 'options') : json(values['from-options'], 'from-options')
+    const report = await inspect({ url: rest[0], options })
     console.log(JSON.stringify(report, null, 2))
     return 0
   }
-  if (command === 'migrate' && values.to !== undefined && rest.length === 0) {
+  if (command === 'migrate' && values.from !== undefined && values.to !== undefined && rest.length === 0) {
     let summary
     try {
       summary = await migrate({
@@ -96,7 +101,7 @@ async function main () {
   }
   const why = command === 'inspect'
     ? 'inspect takes one store URL'
-    : command === 'migrate' ? 'migrate takes --from <url> and --to <url>' : `unknown command ${JSON.stringify(command)}`
+    : command === 'migrate' ? `migrate takes --from <url> and --to <url>${values.from === undefined ? ' (--from is missing; "" is the embedded SQLite store)' : ''}` : `unknown command ${JSON.stringify(command)}`
   console.error(`ferrosession: ${why}\n\n${USAGE}`)
   return 1
 }

@@ -5,6 +5,7 @@
 // running a migration again (after Ctrl-C, a crash or an unreachable target) copies only what is
 // missing. Each session is one write: the target never holds part of one.
 
+const { optionError } = require('./errors')
 const { createStore, withoutCredentials } = require('./create-store')
 
 /** Errors worth waiting out: the server is down or slow, not the data wrong. */
@@ -19,6 +20,16 @@ function shown (url) {
 
 function open (url, options) {
   return createStore(url || undefined, options)
+}
+
+/** Where in the store the sessions were looked for, in the words of its options. */
+function whereIn (store) {
+  if (typeof store.prefix === 'string') return `keys starting with ${JSON.stringify(store.prefix)} (option prefix)`
+  if (typeof store.quotedTable === 'function') return `the table ${store.quotedTable()} (options schemaName, tableName)`
+  if (typeof store.collectionName === 'string') return `the collection ${JSON.stringify(store.collectionName)} (option collectionName)`
+  if (typeof store.path === 'string') return `the table ${JSON.stringify(store.tableName)} of ${store.path} (options path, tableName)`
+  if (typeof store.tableName === 'string') return `the table ${JSON.stringify(store.tableName)}`
+  return 'this process\'s memory'
 }
 
 function percentile (sorted, p) {
@@ -47,6 +58,7 @@ async function inspect ({ url, options = {}, now = Date.now() }) {
     sizes.sort((a, b) => a - b)
     return {
       store: shown(url),
+      lookedIn: whereIn(store),
       sessions: ids.length,
       unreadable,
       expiringWithinHour: withinHour,
@@ -90,9 +102,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
  * may already have.
  */
 async function migrate ({ from, to, fromOptions = {}, toOptions = {}, dryRun = false, chunk = DEFAULT_CHUNK, retryFor = 30000, log = process.stderr }) {
-  if (to === undefined || to === null) throw new TypeError('ferrosession migrate: --to <url> is required')
+  if (to === undefined || to === null) throw optionError('ferrosession migrate: --to <url> is required')
   if ((from || '') === (to || '') && JSON.stringify(fromOptions) === JSON.stringify(toOptions)) {
-    throw new TypeError('ferrosession migrate: the source and the target are the same store')
+    throw optionError('ferrosession migrate: the source and the target are the same store')
   }
   const started = Date.now()
   const summary = { total: 0, copied: 0, alreadyThere: 0, expired: 0, failed: 0, failures: [], seconds: 0, dryRun }

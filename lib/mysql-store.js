@@ -4,6 +4,7 @@
 // from the options, from the mysql2/mysql pool or connection passed as the second argument (read,
 // then connected to natively), or from a mysql:// URL.
 
+const { optionError } = require('./errors')
 const { NativeBackedStore } = require('./base-store')
 const { COMMON, STORE_OPTIONS: OPTIONS_OF } = require('./options')
 const { nativeOf, fromConnection, fromUrl } = require('./mysql-settings')
@@ -25,21 +26,21 @@ class MySqlStore extends NativeBackedStore {
     this.state = 'INITIALIZING'
     const knex = options.layout === 'knex'
     if (options.layout !== undefined && options.layout !== 'knex' && options.layout !== 'express-mysql-session') {
-      throw new TypeError(`ferrosession mysql: option layout must be 'express-mysql-session' or 'knex', got ${String(options.layout)}`)
+      throw optionError(`ferrosession mysql: option layout must be 'express-mysql-session' or 'knex', got ${String(options.layout)}`)
     }
     const settings = settingsOf(options, connection)
     // express-mysql-session ends a pool it made itself, not one it was given (unless told to).
     this.endConnectionOnClose = options.endConnectionOnClose ?? !connection
     this.expiration = options.expiration ?? 86400000
     if (typeof this.expiration !== 'number' || !(this.expiration > 0)) {
-      throw new TypeError(`ferrosession mysql: option expiration must be a positive number of ms, got ${String(options.expiration)}`)
+      throw optionError(`ferrosession mysql: option expiration must be a positive number of ms, got ${String(options.expiration)}`)
     }
     // Sessions without a cookie expiry live `expiration` ms; our `ttl` (seconds, or a function of
     // the session, as for every ferrosession store) wins when given.
     this.ttl = options.ttl === undefined ? this.expiration / 1000 : normaliseTtl(options.ttl, 'mysql')
     const charset = options.charset ?? 'utf8mb4_bin'
     if (!/^utf8mb4_[a-z0-9_]+$/.test(String(charset))) {
-      throw new TypeError(`ferrosession mysql: option charset must be a utf8mb4 collation (session text needs all of Unicode), got ${String(charset)}`)
+      throw optionError(`ferrosession mysql: option charset must be a utf8mb4 collation (session text needs all of Unicode), got ${String(charset)}`)
     }
     let table, columns, createTable
     if (knex) {
@@ -70,6 +71,7 @@ class MySqlStore extends NativeBackedStore {
     if (settings.idleTimeoutMs !== undefined) this.idleTimeout = settings.idleTimeoutMs
     if (options.commandTimeout == null && settings.commandTimeoutMs) this.commandTimeout = settings.commandTimeoutMs
     if (options.connectTimeout == null && settings.connectTimeoutMs) this.connectTimeout = settings.connectTimeoutMs
+    this.tableName = String(table) // where its sessions are (the CLI's inspect says so)
     this._open({
       host: settings.host,
       port: settings.port,
