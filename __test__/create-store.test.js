@@ -127,7 +127,7 @@ test('a refused connection names the host and port it tried, never the password'
 })
 
 test('a refused setting is a TypeError with the code of every refused input', () => {
-  for (const make of [() => new RedisStore({ prefx: 'app:' }), () => createStore('memory:', { max: 0 }), () => new MongoStore({ mongoUrl: 'mongodb://127.0.0.2/x', autoRemove: 'sometimes' })]) {
+  for (const make of [() => new RedisStore({ prefx: 'app:' }), () => createStore('memory:', { max: 0 }), () => new MongoStore({ mongoUrl: 'mongodb://127.0.0.2/x', autoRemove: 'sometimes' }), () => new MemoryStore({ encryption: { keys: [Buffer.alloc(31)] } })]) {
     let err
     try {
       make()

@@ -65,7 +65,8 @@ async function main () {
     // Node's words for a mistyped flag, plus the flag it was probably meant to be.
     const flag = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && /'(-{1,2}[^']+)'/.exec(err.message)
     const near = flag && closest(flag[1].replace(/^-+/, ''), Object.keys(OPTIONS))
-    console.error(`ferrosession: ${err.message.split('.')[0]}${near ? `; did you mean --${near}?` : ''}\n\n${USAGE}`)
+    const said = String(err.message).replace(/\. To specify[\s\S]*$/, '')
+    console.error(`ferrosession: ${said}${near ? `; did you mean --${near}?` : ''}\n\n${USAGE}`)
     return 1
   }
   const { values, positionals: [command, ...rest] } = parsed

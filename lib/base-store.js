@@ -89,7 +89,16 @@ class NativeBackedStore extends Store {
   }
 
   _attach (core) {
-    if (this._encryption !== null) core.encrypt(this._encryption) // before any request
+    if (this._encryption !== null) {
+      try {
+        core.encrypt(this._encryption) // before any request
+      } catch (err) {
+        // A key the native side refuses (31 bytes, a short passphrase): the code of every refused setting.
+        const refused = optionError(String(err.message))
+        refused.cause = err
+        throw refused
+      }
+    }
     this._native = core
     this._inline = core.runsInline
     this._precision = core.expiryPrecisionMs

@@ -198,6 +198,10 @@ impl MysqlBackend {
       .tcp_keepalive(Some(Duration::from_secs(60)))
       // The batched get prepares one statement per batch size (up to 32), beside the others.
       .stmt_cache_size(64)
+      // An UPDATE counts the rows it matched, not only those whose values changed: a merged save
+      // whose row ends up as it was (MySQL keeps JSON columns normalised, so compact text written
+      // over them often reads back the same) must not look like a lost race (set_if_unchanged).
+      .client_found_rows(true)
       .pool_opts(pool_opts);
     if let Some(tls) = &o.tls {
       builder = builder.ssl_opts(Some(ssl_opts(tls)?));
@@ -654,7 +658,7 @@ impl Backend for MysqlBackend {
       self.check_sid(sid)?;
       self.check_size(sid.len() + value.len() + expected.len()).await?;
       let params = vec![self.layout.stamp(at), value.into(), sid.into(), expected.into()];
-      // The merge changed the data, so a row that matched counts as changed.
+      // One row matched (client_found_rows): written.
       self
         .change(&self.sql.ops.set_if_unchanged, params)
         .await
