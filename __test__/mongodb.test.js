@@ -60,6 +60,19 @@ test('a merged save (session()\'s patch) of a session connect-mongo wrote stores
   expect(await call(b, 'get', 'merged')).toEqual(merged)
 })
 
+test('a merged save of a session stored as a BSON document (stringify: false) by a stringify: true store writes it as text', async () => {
+  const name = collectionName()
+  const documents = ours({ collectionName: name, stringify: false })
+  const texts = ours({ collectionName: name })
+  const sess = expressSession(60000, { user: 'zoë' })
+  await call(documents, 'set', 'was-bson', sess)
+  expect(typeof (await raw(name).findOne({ _id: 'was-bson' })).session).toBe('object')
+  await call(texts, 'patch', 'was-bson', { cart: [1] }, sess)
+  const stored = (await raw(name).findOne({ _id: 'was-bson' })).session
+  expect(typeof stored).toBe('string')
+  expect(JSON.parse(stored)).toMatchObject({ user: 'zoë', cart: [1] })
+})
+
 describe.each([true, false])('interop with connect-mongo 6, stringify: %p', (stringify) => {
   test('the documents are the same shape, and each store reads, touches and destroys the other\'s', async () => {
     const name = collectionName()

@@ -398,11 +398,27 @@ impl Backend for MongoBackend {
     let written = async {
       let update = self.set_update(sid, value, expires_at_ms, now_ms)?;
       let collection = self.collection().await?;
-      collection
+      let matched = collection
         .update_one(doc! { "_id": sid, "session": expected }, update)
         .await
-        .map(|result| result.matched_count == 1)
-        .map_err(|e| classify(&e))
+        .map_err(|e| classify(&e))?
+        .matched_count
+        == 1;
+      if matched {
+        return Ok(true);
+      }
+      // A session stored as a BSON document (written with `stringify: false`) never equals the
+      // text it reads as: it is replaced by text, as a plain write would, instead of being tried
+      // again until the attempts run out.
+      let stored = collection
+        .find_one(doc! { "_id": sid })
+        .await
+        .map_err(|e| classify(&e))?;
+      if stored.is_some_and(|d| matches!(d.get("session"), Some(Bson::Document(_)))) {
+        self.upsert(sid, value, expires_at_ms, now_ms).await?;
+        return Ok(true);
+      }
+      Ok(false)
     };
     Some(written.await)
   }
