@@ -8,7 +8,7 @@ const Store = require('./session/store')
 const { serialised, wholeJson, pendingPatches } = require('./session/serialised')
 const native = require('./native')
 const knownExpiry = require('./known-expiry')
-const { invalidInput, closedError, storeError, CODES, optionError } = require('./errors')
+const { invalidInput, closedError, storeError, CODES, optionError, refusedSetting } = require('./errors')
 const { expiresAt, hasExpired, cookieExpiresMs } = require('./expiry')
 const { later } = require('./later')
 
@@ -93,10 +93,7 @@ class NativeBackedStore extends Store {
       try {
         core.encrypt(this._encryption) // before any request
       } catch (err) {
-        // A key the native side refuses (31 bytes, a short passphrase): the code of every refused setting.
-        const refused = optionError(String(err.message))
-        refused.cause = err
-        throw refused
+        throw refusedSetting(err, this._backend) // a key of 31 bytes, a short passphrase
       }
     }
     this._native = core

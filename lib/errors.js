@@ -29,9 +29,17 @@ function optionError (message) {
   return err
 }
 
+/** A setting the native side refused when a store was made (a URL, a certificate, a key). */
+function refusedSetting (err, backend) {
+  const message = String(err.message)
+  const refused = optionError(message.startsWith('ferrosession ') ? message : `ferrosession ${backend} options: ${message}`)
+  refused.cause = err
+  return refused
+}
+
 /** A request made after close(): refused at once, before anything reaches the backend. */
 function closedError (backend, op) {
   return storeError(CODES.closed, `ferrosession ${backend} ${op}: the store was closed`)
 }
 
-module.exports = { storeError, invalidInput, optionError, closedError, CODES }
+module.exports = { storeError, invalidInput, optionError, refusedSetting, closedError, CODES }

@@ -5,7 +5,7 @@
 // and scripts exit on their own.
 
 const { binding } = require('./binding')
-const { storeError, CODES } = require('./errors')
+const { storeError, refusedSetting } = require('./errors')
 const { later } = require('./later')
 
 const pending = new Map()
@@ -132,11 +132,8 @@ function openNative (backend, storeId, common, options) {
   try {
     return factory.call(binding.NativeStore, dispatcher, storeId, common, options)
   } catch (err) {
-    // A setting the native side refuses (a URL that does not parse, a bad certificate): the same
-    // code as every other refused input, not napi's GenericFailure.
-    const refused = storeError(CODES.invalid, String(err.message).startsWith('ferrosession ') ? err.message : `ferrosession ${backend} options: ${err.message}`)
-    refused.cause = err
-    throw refused
+    // Not napi's GenericFailure: the TypeError and code of every refused setting.
+    throw refusedSetting(err, backend)
   }
 }
 

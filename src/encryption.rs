@@ -314,19 +314,9 @@ impl Backend for Encrypted {
     self.inner.close().await
   }
 
-  async fn set_if_unchanged(
-    &self,
-    _sid: &str,
-    _expected: &str,
-    _value: &str,
-    _expires_at_ms: Option<f64>,
-    _now_ms: f64,
-  ) -> Option<BackendResult<bool>> {
-    None // `expected` would be plaintext; run_one merges against the sealed text instead
-  }
-
   /// A patch is merged into the opened session and sealed again, and written only while the
-  /// sealed text read is still stored (the inner backend's conditional write).
+  /// sealed text read is still stored (the inner backend's conditional write). No conditional
+  /// write of its own: what it could compare is plaintext, never what is stored.
   async fn run_one(&self, request: &Request) -> BackendResult<Reply> {
     let Request::Patch {
       sid,
