@@ -9,7 +9,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 const { SqliteStore, RedisStore, PostgresStore, MongoStore } = require('..')
-const { REDIS_URL, DATABASE_URL, RUN, sessionData, mongoUrl } = require('./support/backends')
+const { REDIS_URL, DATABASE_URL, MYSQL_URL, RUN, sessionData, mongoUrl, closedPort } = require('./support/backends')
 const { startRedis } = require('./support/servers')
 
 const BIN = path.join(__dirname, '..', 'bin', 'ferrosession.js')
@@ -148,6 +148,53 @@ test('a session that cannot be read fails alone: the rest are copied, the summar
     await raw.del(`${prefix}wrong-type`)
     await Promise.all([source.close(), raw.quit()])
   }
+})
+
+describe('both stores are checked before the first session moves', () => {
+  const table = `cli_check_${RUN}`
+  afterAll(async () => {
+    const pg = new (require('pg').Client)({ connectionString: DATABASE_URL })
+    await pg.connect()
+    await pg.query(`DROP TABLE IF EXISTS "${table}"`)
+    await pg.end()
+  })
+
+  test('a wrong password on the target: one message naming the store and the fix, nothing copied, exit 1', async () => {
+    const file = await sqliteWith(300, 'check-password.sqlite')
+    const url = new URL(MYSQL_URL)
+    url.password = 'not the password'
+    const run = await cli(['migrate', '--from', `sqlite:${file}`, '--to', url.href])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/^ferrosession: cannot use the store mysql:\/\/[^ ]* \(--to\): ferrosession mysql get: .*Access denied.*\n {2}fix: check the user and password in --to \(or --to-options\)\n$/)
+    expect(run.stderr).not.toContain('not the password')
+  })
+
+  test('a missing table: the fix in the command\'s spelling, which then works', async () => {
+    const file = await sqliteWith(300, 'check-table.sqlite')
+    const args = ['migrate', '--from', `sqlite:${file}`, '--to', DATABASE_URL]
+    const first = await cli([...args, '--to-options', JSON.stringify({ tableName: table })])
+    expect(first.code).toBe(1)
+    const fix = /fix: add --to-options '(.*)'\n$/.exec(first.stderr)
+    expect(fix).not.toBeNull()
+    expect(JSON.parse(fix[1])).toEqual({ tableName: table, createTableIfMissing: true })
+    expect(first.stderr).not.toMatch(/copied|failed \d/)
+    const second = await cli([...args, '--to-options', fix[1]])
+    expect(second.code).toBe(0)
+    expect(second.stderr).toMatch(/copied 300 sessions/)
+  })
+
+  test('a source nobody listens on fails at once, without retrying as an outage', async () => {
+    const run = await cli(['migrate', '--from', `redis://127.0.0.1:${await closedPort()}`, '--to', 'memory:'])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/^ferrosession: cannot use the store redis:\/\/127\.0\.0\.1:\d+ \(--from\): .*\n {2}fix: check the host and port in --from/)
+    expect(run.stderr).not.toMatch(/retrying|Run the same command again/)
+  })
+
+  test('inspect says the same of a store it cannot use', async () => {
+    const run = await cli(['inspect', `redis://127.0.0.1:${await closedPort()}`])
+    expect(run.code).toBe(1)
+    expect(run.stderr).toMatch(/^ferrosession: cannot use the store redis:\/\/127\.0\.0\.1:\d+ \(the URL\): .*\n {2}fix: check the host and port in the URL/)
+  })
 })
 
 describe('across backends', () => {

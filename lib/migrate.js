@@ -41,7 +41,7 @@ async function inspect ({ url, options = {}, now = Date.now() }) {
   // A stored value that does not parse reads as absent; the store reports each one here.
   const store = open(url, { ...options, errorLog: () => unreadable++ })
   try {
-    const ids = await store.ids()
+    const [ids] = await firstContact([{ url, flag: 'the URL', optionsFlag: '--options', options, check: () => store.ids() }])
     const sizes = []
     let withinHour = 0
     let withinDay = 0
@@ -117,7 +117,13 @@ async function migrate ({ from, to, fromOptions = {}, toOptions = {}, dryRun = f
   let bar = null
   try {
     target = dryRun ? null : open(to, toOptions)
-    const ids = (await withRetry(() => source.ids(), 'source', retryFor, log)).sort()
+    // Both stores are checked before the first session moves: a wrong password, host or table is
+    // one message at once, not 50,000 failed sessions or 30 s of retrying a server that never was.
+    const [listed] = await firstContact([
+      { url: from, flag: '--from', optionsFlag: '--from-options', options: fromOptions, check: () => source.ids() },
+      target && { url: to, flag: '--to', optionsFlag: '--to-options', options: toOptions, check: () => canWrite(target) }
+    ])
+    const ids = listed.sort()
     summary.total = ids.length
     log.write(`migrate: ${ids.length} live sessions in ${shown(from)}; ${dryRun ? 'dry run: the target is not opened' : `copying those missing from ${shown(to)}`}\n`)
     bar = progressBar(log, ids.length)
@@ -147,7 +153,7 @@ async function migrate ({ from, to, fromOptions = {}, toOptions = {}, dryRun = f
     }
     return summary
   } catch (err) {
-    err.summary = summary
+    if (!err.beforeCopy) err.summary = summary
     throw err
   } finally {
     if (bar) bar.stop()
@@ -193,11 +199,42 @@ function stoppedBy (err, which, retryFor) {
   return stopped
 }
 
-/** `work()`, retried as settleEach retries one item; any failure then stops the run. */
-async function withRetry (work, which, retryFor, log) {
-  const [result] = await settleEach([null], () => work(), which, retryFor, log)
-  if (result.error) throw stoppedBy(result.error, which, retryFor)
-  return result.value
+/** A sid no app issues (uid-safe's ids are base64url): the target check reads and deletes it. */
+const PROBE_SID = 'ferrosession migrate: check'
+
+/** Reads and deletes a sid nobody has: the server answers, the login and the table work. */
+async function canWrite (store) {
+  await store.get(PROBE_SID)
+  await store.destroy(PROBE_SID)
+}
+
+/**
+ * Runs every store's first request together, without retrying: at the start an unreachable
+ * server is a wrong address far more often than an outage. Rejects with one message that names
+ * each store that failed, why, and the fix as the command spells it.
+ */
+async function firstContact (checks) {
+  const results = await Promise.allSettled(checks.map((c) => (c ? c.check() : null)))
+  const failed = checks.map((c, k) => c && results[k].status === 'rejected' && { ...c, err: results[k].reason }).filter(Boolean)
+  if (!failed.length) return results.map((r) => r.value)
+  const stopped = new Error(failed.map((c) =>
+    `ferrosession: cannot use the store ${shown(c.url)} (${c.flag}): ${c.err.message}${hintFor(c)}`).join('\n'))
+  stopped.code = failed[0].err.code
+  stopped.beforeCopy = true
+  throw stopped
+}
+
+/** What to change, in the command's spelling: a constructor option becomes `--to-options` JSON. */
+function hintFor ({ err, flag, optionsFlag, options }) {
+  const pass = /pass (\w+): true/.exec(err.message)
+  if (pass) return `\n  fix: add ${optionsFlag} '${JSON.stringify({ ...options, [pass[1]]: true })}'`
+  if (err.code === 'ESESSION_UNAVAILABLE' || err.code === 'ESESSION_TIMEOUT') {
+    return `\n  fix: check the host and port in ${flag} (is the server running and reachable from here?)`
+  }
+  if (/password|login|Access denied|authentication/i.test(err.message)) {
+    return `\n  fix: check the user and password in ${flag} (or ${optionsFlag})`
+  }
+  return ''
 }
 
 /** The summary as the command prints it. */
