@@ -45,6 +45,27 @@ export interface EncryptionOptions {
 export type StoreErrorCode =
   | 'ESESSION_UNAVAILABLE' | 'ESESSION_TIMEOUT' | 'ESESSION_BACKEND'
   | 'ESESSION_INVALID' | 'ESESSION_CLOSED' | 'ESESSION_PANIC'
+  | 'ESESSION_TOO_LARGE' | 'ESESSION_UNPARSABLE'
+
+/** Prometheus-style cumulative buckets: upper bound (as text, '+Inf' last) -> count at or under it. */
+export type CumulativeBuckets = Record<string, number>
+
+/** What `store.metrics()` answers: counted since the store was made. */
+export interface StoreMetrics {
+  backend: string
+  /** false from a `disconnect` event until the next `connect`. */
+  connected: boolean
+  /** Operations waiting for an answer now. */
+  inFlight: number
+  /** By operation (get, set, touch, destroy, patch, all, ids, length, clear, prune, ready). */
+  operations: Record<string, { count: number, errors: number, latencyMs: { sum: number, buckets: CumulativeBuckets } }>
+  /** Failed operations by error code. */
+  errors: Partial<Record<StoreErrorCode | 'other', number>>
+  /** `disconnect` events. */
+  outages: number
+  /** get/set/touch/destroy requests per call into the native core (1: sent alone). */
+  batches: { nativeCalls: number, requests: number, sizes: CumulativeBuckets }
+}
 
 declare abstract class NativeBackedStore extends Store {
   serializer: Serializer
@@ -71,6 +92,8 @@ declare abstract class NativeBackedStore extends Store {
   /** Resolves after one round trip to the server. */
   ready(callback: Callback): void
   ready(): Promise<void>
+  /** Operation counts, errors, outages, latency and batch sizes since the store was made. */
+  metrics(): StoreMetrics
   /** Releases connections and timers. */
   close(callback: Callback): void
   close(): Promise<void>
@@ -300,6 +323,13 @@ export declare function createStore(url?: string, options?: object): RedisStore 
 export declare function sign(value: string, secret: string | Buffer | ArrayBufferView): string
 /** The value if the signature matches one of the secrets, else false. */
 export declare function unsign(signed: string, secret: string | Buffer | ArrayBufferView | Array<string | Buffer | ArrayBufferView>): string | false
+
+/**
+ * Registers every open store's metrics on a prom-client Registry (the app's own prom-client;
+ * ferrosession does not depend on it), read at scrape time; labels `backend` and `store` (the
+ * order the app created its stores in). Answers the metric names it registered.
+ */
+export declare function registerMetrics(registry: { registerMetric(metric: object): void }, options?: { prefix?: string }): string[]
 
 /**
  * express-session 1.19's middleware on ferrosession's native core: the same options, `req.session`

@@ -14,6 +14,7 @@ const { MongoStore } = require('./lib/mongo-store')
 const { MemoryStore } = require('./lib/memory-store')
 const { createStore } = require('./lib/create-store')
 const { sign, unsign } = require('./lib/signing')
+const { registerMetrics } = require('./lib/metrics')
 const session = require('./lib/session')
 
 module.exports = {
@@ -30,6 +31,7 @@ module.exports = {
   createStore,
   sign,
   unsign,
+  registerMetrics,
   session,
   default: RedisStore
 }

@@ -11,6 +11,7 @@ const knownExpiry = require('./known-expiry')
 const { invalidInput, closedError, storeError, CODES, optionError, refusedSetting } = require('./errors')
 const { expiresAt, hasExpired, cookieExpiresMs } = require('./expiry')
 const { later } = require('./later')
+const { StoreMetrics } = require('./metrics')
 
 const { binding } = native
 const noop = () => {}
@@ -72,6 +73,8 @@ class NativeBackedStore extends Store {
     this._batch = null // requests waiting for the end of this event-loop turn
     this._flushBatch = this._flushBatch.bind(this)
     this._reported = new Set() // sids whose unreadable session was reported once
+    this._metrics = new StoreMetrics(backend)
+    this._connected = true // until a disconnect event says otherwise
   }
 
   /**
@@ -340,8 +343,23 @@ class NativeBackedStore extends Store {
   }
 
   _onBackendEvent (name, reason) {
-    if (name === 'disconnect') this.emit('disconnect', storeError('ESESSION_UNAVAILABLE', reason))
-    else this.emit(name)
+    if (name === 'disconnect') {
+      this._connected = false
+      this._metrics.outage()
+      this.emit('disconnect', storeError('ESESSION_UNAVAILABLE', reason))
+    } else {
+      if (name === 'connect') this._connected = true
+      this.emit(name)
+    }
+  }
+
+  /**
+   * What this store has done since it was made: operations by kind (count, errors, latency
+   * histogram in ms), errors by code, outages, requests per native call. A plain object; see
+   * docs/metrics.md, and `registerMetrics` for prom-client.
+   */
+  metrics () {
+    return this._metrics.snapshot({ connected: this._connected, inFlight: this._inFlight })
   }
 
   // --- plumbing ----------------------------------------------------------------------------
@@ -370,9 +388,12 @@ class NativeBackedStore extends Store {
     let called = false
     const tracked = op !== 'close'
     if (tracked) this._inFlight++
+    const metrics = this._metrics
+    const startedAt = metrics.started()
     const done = (err, value) => {
       if (called) return
       called = true
+      metrics.finished(op, startedAt, err)
       if (tracked && --this._inFlight === 0 && this._whenIdle !== null) {
         const release = this._whenIdle
         this._whenIdle = null
@@ -433,6 +454,7 @@ class NativeBackedStore extends Store {
     // Requests queued before it go first: Rust keeps call order per sid from the native call on.
     if (big && this._batch !== null) this._flushBatch()
     if (this._inline || big || (this._batch === null && native.inFlight() === 0)) {
+      this._metrics.sent(1)
       return this._call('request', done, BATCHED[method], sid, text === undefined ? '' : text, at === undefined ? NaN : at, now === undefined ? NaN : now)
     }
     let b = this._batch
@@ -453,6 +475,7 @@ class NativeBackedStore extends Store {
     const b = this._batch
     if (b === null) return
     this._batch = null
+    this._metrics.sent(b.ids.length)
     try {
       this._native.batch(b.ids, b.ops, b.sids, b.values, b.at, b.now)
     } catch (err) {

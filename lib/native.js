@@ -116,6 +116,14 @@ function registerStore (store) {
   return id
 }
 
+/** Every open store (close() unregisters it): what `registerMetrics` reads. */
+function * liveStores () {
+  for (const ref of stores.values()) {
+    const store = ref.deref()
+    if (store) yield store
+  }
+}
+
 function unregisterStore (id) {
   stores.delete(id)
 }
@@ -137,4 +145,4 @@ function openNative (backend, storeId, common, options) {
   }
 }
 
-module.exports = { binding, dispatcher, nextId, register, request, fail, inFlight, registerStore, unregisterStore, openNative }
+module.exports = { binding, dispatcher, nextId, register, request, fail, inFlight, registerStore, unregisterStore, liveStores, openNative }

@@ -456,6 +456,46 @@ function runContract (backend) {
       })
     })
 
+    describe('metrics()', () => {
+      test('counts operations by kind with their latency, and how many requests each native call carried', async () => {
+        const store = stores.create()
+        await store.set('m1', sessionData())
+        await store.get('m1')
+        await store.get('nobody')
+        await store.touch('m1', sessionData())
+        await store.destroy('m1')
+        // One in flight, then 39 in the same turn: they go to the native core together.
+        await Promise.all(Array.from({ length: 40 }, (_, i) => store.set(`b${i}`, sessionData())))
+        expect(await store.length()).toBe(40)
+        const m = store.metrics()
+        expect(m.backend).toBe(store._backend)
+        expect(Object.fromEntries(Object.entries(m.operations).map(([op, c]) => [op, [c.count, c.errors]])))
+          .toEqual({ set: [41, 0], get: [2, 0], touch: [1, 0], destroy: [1, 0], length: [1, 0] })
+        for (const c of Object.values(m.operations)) {
+          expect(c.latencyMs.buckets['+Inf']).toBe(c.count)
+          expect(c.latencyMs.sum).toBeGreaterThanOrEqual(0)
+        }
+        expect(m.batches.requests).toBe(45)
+        // Memory answers in place, one call per request; the others batched the 39.
+        if (store._inline) expect(m.batches.nativeCalls).toBe(45)
+        else expect(m.batches.nativeCalls).toBeLessThan(10)
+        expect(m.batches.sizes['+Inf']).toBe(m.batches.nativeCalls)
+        expect(m).toMatchObject({ connected: true, inFlight: 0, errors: {}, outages: 0 })
+      })
+
+      const ifServer = backend.unreachable ? test : test.skip
+      ifServer('counts errors by code and outages, and says the store is disconnected', async () => {
+        const dead = await stores.unreachable({ commandTimeout: 1000, connectTimeout: 500 })
+        dead.on('disconnect', () => {})
+        const err = await dead.get('sid').catch((e) => e)
+        await sleep(20)
+        const m = dead.metrics()
+        expect(m.operations.get).toMatchObject({ count: 1, errors: 1 })
+        expect(m.errors).toEqual({ [err.code]: 1 })
+        expect(m).toMatchObject({ connected: false, outages: 1 })
+      })
+    })
+
     describe('a stored session the serializer cannot read', () => {
       // An in-process store has no second reader of the same data; the next test covers it.
       const ifShared = backend.reopen ? test : test.skip
