@@ -1,6 +1,8 @@
 'use strict'
-// The demo as a person uses it, in headless Chromium: log in, count views, restart the server,
-// still logged in with the same count, log out, and the session is gone from the store.
+// The demo as a person uses it, in headless Chromium: log in, count views, look at the session
+// (a shortened id, the expiry in local time), send 20 requests at once and see all 20 changes
+// kept, restart the server, still logged in with the same count, log out, and the session is gone
+// from the store.
 // Needs Debian's chromium (/usr/bin/chromium or CHROMIUM_PATH). Without it this prints one
 // "skipped: needs chromium" line; with FERROSESSION_REQUIRE_BROWSER=1 (set by .ci/run) it fails.
 
@@ -81,24 +83,42 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true })
 })
 
-browserTest('log in, count views, survive a restart, log out', async () => {
-  const page = await (await browser.newContext()).newPage()
+browserTest('log in, count views, see the session, 20 requests at once, survive a restart, log out', async () => {
+  const page = await (await browser.newContext({ timezoneId: 'Asia/Tokyo', locale: 'en-GB' })).newPage()
   page.setDefaultTimeout(30000)
   await page.goto(base)
+  expect(await page.textContent('#store')).toMatch(/^sqlite:.*sessions\.sqlite \(embedded\)$/)
   await page.fill('input[name=name]', 'Zoë')
   // The login answers with a redirect to the page that names the user: wait for that page.
   await step(page, 'logging in', () => Promise.all([page.waitForURL(`${base}/`), page.click('button[type=submit]')]))
   expect(await step(page, 'the page after logging in', () => page.textContent('#user'))).toBe('Zoë')
   expect(await page.textContent('#views')).toBe('1')
+  expect(await page.textContent('.hint')).toMatch(/start it again .* still logged in/)
   await page.reload()
   expect(await page.textContent('#views')).toBe('2')
 
   const [cookie] = await page.context().cookies()
   expect(cookie).toMatchObject({ name: 'connect.sid', httpOnly: true, sameSite: 'Lax' })
+  const signed = decodeURIComponent(cookie.value) // s:<sid>.<signature>
+  const sid = signed.slice(2, signed.lastIndexOf('.'))
 
-  await page.goto(`${base}/session`)
-  const sid = await page.textContent('#sid')
+  await step(page, 'the session page', async () => {
+    await page.click('text=Your session')
+    await page.waitForSelector('#stored')
+  })
+  expect(await page.textContent('#sid')).toBe(`${sid.slice(0, 6)}…`)
   expect(JSON.parse(await page.textContent('#stored')).views).toBe(2)
+  // The expiry, in the browser's time zone (Tokyo: UTC+9) with a countdown.
+  const expires = new Date(await page.getAttribute('#expires', 'datetime'))
+  const tokyo = expires.toLocaleString('en-GB', { timeZone: 'Asia/Tokyo' })
+  expect(await page.textContent('#expires')).toMatch(new RegExp(`^${tokyo} \\(expires in (29|30) min \\d+ s\\)$`))
+
+  await step(page, '20 requests at once', async () => {
+    await page.click('text=20 requests at once')
+    await page.click('#fire')
+    await page.waitForSelector('text=/of 20 changes kept/')
+  })
+  expect(await page.textContent('#parallel-result')).toBe(`20 of 20 changes kept: ${Array.from({ length: 20 }, (_, i) => i).join(', ')}`)
 
   await stopDemo()
   base = await startDemo() // perhaps on another port: cookies do not depend on the port

@@ -1,13 +1,16 @@
 'use strict'
-// First step of `npm run demo` and `npm test`: on a fresh clone (or after a pull that changed the
-// lockfile) it installs the dependencies, which builds the addon; after Rust sources changed it
-// rebuilds the addon, so the demo and the Jest suites never run an old one. Uses only Node's own
-// modules: it runs before anything is installed. Does nothing, quickly, when all is up to date.
+// First step of `npm run demo` (`ensure-installed.js demo`) and `npm test`: on a fresh clone (or
+// after a pull that changed the lockfile) it installs what that command needs, which builds the
+// addon; after Rust sources changed it rebuilds the addon, so the demo and the Jest suites never
+// run an old one. The demo needs only the package's own dependencies and Express (examples/
+// package.json: about 70 packages), not the test suite's 880. Uses only Node's own modules: it
+// runs before anything is installed. Does nothing, quickly, when all is up to date.
 
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { root, addonName, loads, toolchainProblem, buildAddon } = require('./native-build')
+const nodeFloor = require('./node-floor')
 
 function mtime (file) {
   try {
@@ -29,13 +32,44 @@ function fail (message) {
   process.exit(1)
 }
 
-const installed = path.join(root, 'node_modules', '.package-lock.json')
-if (mtime(installed) < mtime(path.join(root, 'package-lock.json'))) {
-  const problem = toolchainProblem()
-  if (problem) fail(`the dependencies are not installed yet, and the addon is built from source here, but ${problem}`)
-  console.error('ferrosession: installing the dependencies first (npm install; it builds the addon: 4-7 minutes on 2 cores the first time)')
-  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' })
-  if (npm.status !== 0) fail(`npm install failed (exit ${npm.status}); see its output above`)
+const forDemo = process.argv[2] === 'demo'
+const floorProblem = nodeFloor.problem()
+if (floorProblem) fail(floorProblem.replace(/^ferrosession /, ''))
+
+function resolvable (name, from = root) {
+  try {
+    require.resolve(`${name}/package.json`, { paths: [from] })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** `npm <args>` in `cwd`, its output and its install scripts' (cargo's progress) shown as they run. */
+function npm (args, cwd, what) {
+  const run = spawnSync('npm', [...args, '--no-audit', '--no-fund', '--foreground-scripts'], { cwd, stdio: 'inherit' })
+  if (run.status !== 0) fail(`${what} failed (exit ${run.status}); see its output above`)
+}
+
+const { dependencies } = require('../package.json')
+const lockChanged = mtime(path.join(root, 'node_modules', '.package-lock.json')) < mtime(path.join(root, 'package-lock.json'))
+const hasDevDependencies = resolvable('jest') && resolvable('eslint')
+const hasDependencies = Object.keys(dependencies).every((name) => resolvable(name))
+// The demo installs without the development dependencies, unless they are there already (an
+// install that omits them would remove them).
+const omitDev = forDemo && !hasDevDependencies
+if (lockChanged || !hasDependencies || (!forDemo && !hasDevDependencies)) {
+  if (!loads()) {
+    const problem = toolchainProblem()
+    if (problem) fail(`the dependencies are not installed yet, and the addon is built from source here, but ${problem}`)
+  }
+  console.error(`ferrosession: installing ${omitDev ? 'what the demo needs (the package\'s dependencies; the addon is built with cargo: 4-7 minutes on 2 cores the first time, cargo prints each step)' : 'the dependencies (npm install; it builds the addon with cargo: 4-7 minutes on 2 cores the first time)'}`)
+  npm(['install', ...(omitDev ? ['--omit=dev'] : [])], root, 'npm install')
+}
+const examples = path.join(root, 'examples')
+if (forDemo && !resolvable('express', examples)) {
+  console.error('ferrosession: installing Express for the demo (examples/package.json)')
+  npm(['ci'], examples, 'npm ci in examples/')
 }
 // Also after an install: its build step keeps an addon that loads, even an old one.
 if (!loads() || mtime(path.join(root, addonName())) < newestSource()) {

@@ -2,7 +2,7 @@
 // What npm's install hook (scripts/install.js) and `npm pack` (scripts/prebuild.js) share: where
 // the addon for this platform lives, whether it loads, and how cargo builds it.
 
-const { spawnSync } = require('node:child_process')
+const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 
@@ -73,7 +73,9 @@ function buildAddon ({ quiet = false } = {}) {
   const locked = fs.existsSync(path.join(root, 'Cargo.lock')) ? ['--locked'] : []
   const typeDefs = bindingSources()
   const env = typeDefs ? { ...process.env, NAPI_TYPE_DEF_TMP_FOLDER: typeDefs.dir } : process.env
+  const stopHeartbeat = quiet ? () => {} : heartbeat(started)
   const build = spawnSync('cargo', ['build', '--release', ...locked, ...(quiet ? ['--quiet'] : [])], { cwd: root, stdio: 'inherit', env })
+  stopHeartbeat()
   if (build.status !== 0) {
     const err = new Error(`cargo build failed (exit ${build.status})`)
     err.status = build.status || 1
@@ -89,6 +91,21 @@ function buildAddon ({ quiet = false } = {}) {
   fs.copyFileSync(path.join(targetDir(), 'release', libraryName()), `${addon}.tmp`)
   fs.renameSync(`${addon}.tmp`, addon)
   return Date.now() - started
+}
+
+/**
+ * A line a minute while cargo works: its last step, compiling and linking ferrosession itself,
+ * prints nothing for two minutes or more, and a first build should never look stuck. A separate
+ * process, because spawnSync blocks this one; it stops when told to or when this process is gone.
+ */
+function heartbeat (started) {
+  const code = `setInterval(() => {
+    try { process.kill(${process.pid}, 0) } catch { process.exit(0) }
+    const min = Math.round((Date.now() - ${started}) / 60000)
+    console.error('ferrosession: still building the addon (' + min + ' min so far; cargo compiles about 300 crates, then ferrosession itself, which takes 2-3 minutes alone)')
+  }, 60000)`
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'inherit'] })
+  return () => child.kill()
 }
 
 /**
