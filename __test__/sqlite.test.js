@@ -6,10 +6,9 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
-const { promisify } = require('node:util')
 const Database = require('better-sqlite3')
 const { SqliteStore } = require('..')
-const { sessionData } = require('./support/backends')
+const { sessionData, call: callStore } = require('./support/backends')
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotest-sqlite-'))
 const stores = []
@@ -26,7 +25,7 @@ afterAll(async () => {
 describe('connect-session-knex 5 on the same file', () => {
   const file = path.join(dir, 'knex.sqlite')
   let knex, theirs, ours
-  const call = (method, ...args) => promisify(theirs[method].bind(theirs))(...args)
+  const call = (method, ...args) => callStore(theirs, method, ...args)
   const raw = (sid) => new Database(file, { readonly: true }).prepare('SELECT sess, expired FROM sessions WHERE sid = ?').get(sid)
 
   beforeAll(async () => {

@@ -11,7 +11,6 @@ const os = require('node:os')
 const { RedisStore, PostgresStore, SqliteStore, MemoryStore, MySqlStore, MongoStore } = require('../..')
 
 const { serviceUrl } = require('../../scripts/services')
-const { promisify } = require('node:util')
 
 const REDIS_URL = serviceUrl('REDIS_URL')
 const DATABASE_URL = serviceUrl('DATABASE_URL')
@@ -342,8 +341,14 @@ function runInNode (backend, body) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** A store method called with a callback, as a Promise. */
-const call = (store, method, ...args) => promisify(store[method].bind(store))(...args)
+/**
+ * A store method called with a callback, as a Promise. Not util.promisify: the anchors' methods
+ * are async functions that also return a Promise when given a callback, which Node 22 reports
+ * as a likely mistake (DEP0174) on every call.
+ */
+const call = (store, method, ...args) => new Promise((resolve, reject) => {
+  store[method](...args, (err, value) => (err ? reject(err) : resolve(value)))
+})
 
 /** Fails every test of the file during which an unhandled rejection or uncaught exception escaped. */
 function failOnEscapedErrors () {
