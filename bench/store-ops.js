@@ -116,7 +116,8 @@ function summarise (backend, cell, samples) {
       p99: median(ms.map((m) => m.p99)),
       mainCpuUsPerOp: median(ms.map((m) => m.mainCpuUsPerOp)),
       procCpuUsPerOp: median(ms.map((m) => m.procCpuUsPerOp)),
-      serverCpuUsPerOp: median(ms.map((m) => m.serverCpuUsPerOp))
+      serverCpuUsPerOp: median(ms.map((m) => m.serverCpuUsPerOp)),
+      timerLateMs: Math.max(...ms.map((m) => m.timerLateMs))
     }
     if (contender === ours) {
       Object.assign(row, {

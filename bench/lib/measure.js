@@ -36,6 +36,15 @@ function run (store, { op, inflight, durationMs, pick, payload }) {
     const proc0 = processCpuUs()
     const t0 = process.hrtime.bigint()
     const deadline = Date.now() + durationMs
+    // An app's 20 ms interval timer beside the load: how late the event loop lets it fire
+    // (docs/performance.md, "Fairness"). The worst lateness of the run is reported.
+    let expected = performance.now() + TICK_MS
+    let worstLateMs = 0
+    const ticker = setInterval(() => {
+      const now = performance.now()
+      worstLateMs = Math.max(worstLateMs, now - expected)
+      expected = now + TICK_MS
+    }, TICK_MS)
 
     const issue = () => {
       const i = n++
@@ -57,6 +66,8 @@ function run (store, { op, inflight, durationMs, pick, payload }) {
     }
 
     const finish = () => {
+      clearInterval(ticker)
+      worstLateMs = Math.max(worstLateMs, performance.now() - expected) // a tick still owed
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9
       const lat = latencies.subarray(0, Math.min(done, latencies.length)).sort()
       const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]
@@ -68,6 +79,7 @@ function run (store, { op, inflight, durationMs, pick, payload }) {
         p99: q(0.99),
         mainCpuUsPerOp: (mainThreadCpuNs() - cpu0) / 1000 / done,
         procCpuUsPerOp: (processCpuUs() - proc0) / done,
+        timerLateMs: Math.max(0, worstLateMs),
         errors
       })
     }
@@ -75,6 +87,9 @@ function run (store, { op, inflight, durationMs, pick, payload }) {
     for (let i = 0; i < inflight; i++) issue()
   })
 }
+
+/** The interval of the timer whose lateness each run reports. */
+const TICK_MS = 20
 
 /** An express-session-shaped session whose JSON is about `bytes` long. */
 function sessionOfSize (bytes, i = 0) {
