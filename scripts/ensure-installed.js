@@ -63,7 +63,7 @@ if (lockChanged || !hasDependencies || (!forDemo && !hasDevDependencies)) {
     const problem = toolchainProblem()
     if (problem) fail(`the dependencies are not installed yet, and the addon is built from source here, but ${problem}`)
   }
-  console.error(`ferrosession: installing ${omitDev ? 'what the demo needs (the package\'s dependencies; the addon is built with cargo: 4-7 minutes on 2 cores the first time, cargo prints each step)' : 'the dependencies (npm install; it builds the addon with cargo: 4-7 minutes on 2 cores the first time)'}`)
+  console.error(`ferrosession: installing ${omitDev ? 'what the demo needs (the package\'s dependencies; the addon is built with cargo: 7-8 minutes on 2 cores the first time, cargo prints each step)' : 'the dependencies (npm install; it builds the addon with cargo: 7-8 minutes on 2 cores the first time)'}`)
   npm(['install', ...(omitDev ? ['--omit=dev'] : [])], root, 'npm install')
 }
 const examples = path.join(root, 'examples')

@@ -20,7 +20,7 @@ if (problem) {
 // A git checkout keeps its target/ (incremental rebuilds); an installed package does not.
 const installedAsDependency = root.split(path.sep).includes('node_modules')
 const why = process.env.FERROSESSION_REBUILD === '1' ? 'FERROSESSION_REBUILD=1' : `no prebuilt addon for ${process.platform}-${process.arch}`
-console.error(`ferrosession: ${why}: building ${addonName()} from source with cargo (4-5 minutes on 2 cores the first time)...`)
+console.error(`ferrosession: ${why}: building ${addonName()} from source with cargo (7-8 minutes on 2 cores the first time)...`)
 let ms
 try {
   ms = buildAddon()

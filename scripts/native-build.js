@@ -102,7 +102,7 @@ function heartbeat (started) {
   const code = `setInterval(() => {
     try { process.kill(${process.pid}, 0) } catch { process.exit(0) }
     const min = Math.round((Date.now() - ${started}) / 60000)
-    console.error('ferrosession: still building the addon (' + min + ' min so far; cargo compiles about 300 crates, then ferrosession itself, which takes 2-3 minutes alone)')
+    console.error('ferrosession: still building the addon (' + min + ' min so far; cargo compiles about 300 crates, then ferrosession itself, which takes about 4 minutes alone on 2 cores)')
   }, 60000)`
   const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'inherit'] })
   return () => child.kill()
