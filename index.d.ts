@@ -47,8 +47,8 @@ export type StoreErrorCode =
   | 'ESESSION_INVALID' | 'ESESSION_CLOSED' | 'ESESSION_PANIC'
   | 'ESESSION_TOO_LARGE' | 'ESESSION_UNPARSABLE'
 
-/** Prometheus-style cumulative buckets: upper bound (as text, '+Inf' last) -> count at or under it. */
-export type CumulativeBuckets = Record<string, number>
+/** Prometheus-style cumulative buckets in rising order: how many at or under each bound, '+Inf' last. */
+export type CumulativeBuckets = Array<{ le: number | '+Inf', count: number }>
 
 /** What `store.metrics()` answers: counted since the store was made. */
 export interface StoreMetrics {
@@ -57,7 +57,7 @@ export interface StoreMetrics {
   connected: boolean
   /** Operations waiting for an answer now. */
   inFlight: number
-  /** By operation (get, set, touch, destroy, patch, all, ids, length, clear, prune, ready). */
+  /** By operation (get, set, touch, destroy, patch, all, ids, length, clear, prune, ready; close is not counted). */
   operations: Record<string, { count: number, errors: number, latencyMs: { sum: number, buckets: CumulativeBuckets } }>
   /** Failed operations by error code. */
   errors: Partial<Record<StoreErrorCode | 'other', number>>

@@ -67,6 +67,30 @@ test('every open store\'s counts, labelled by backend and store, read at scrape 
   }
 })
 
+test('OpenMetrics: counters keep one _total, histogram buckets rise', async () => {
+  const registry = new client.Registry(client.Registry.OPENMETRICS_CONTENT_TYPE)
+  registerMetrics(registry)
+  const redis = new RedisStore({ url: REDIS_URL, prefix })
+  try {
+    await redis.get('nobody')
+    const text = await registry.metrics()
+    expect(text).toContain('# TYPE ferrosession_operations counter')
+    expect(text).toMatch(new RegExp(`^ferrosession_operations_total\\{backend="redis",store="${redis._storeId}",operation="get"\\} 1$`, 'm'))
+    expect(text).not.toContain('_total_total')
+    const les = [...text.matchAll(new RegExp(`^ferrosession_operation_duration_seconds_bucket\\{[^}]*store="${redis._storeId}",operation="get",le="([^"]+)"\\}`, 'gm'))].map((m) => m[1])
+    expect(les).toEqual(['0.00025', '0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf'])
+  } finally {
+    await redis.close()
+  }
+})
+
+test('a store whose constructor threw is not scraped', async () => {
+  const registry = new client.Registry()
+  registerMetrics(registry)
+  expect(() => new MemoryStore({ max: 0 })).toThrow()
+  expect(await registry.metrics()).not.toContain('backend="memory"')
+})
+
 test('a prefix of the app\'s own; registering twice on one registry is prom-client\'s error', () => {
   const registry = new client.Registry()
   expect(registerMetrics(registry, { prefix: 'app_sessions_' })[0]).toBe('app_sessions_operations_total')

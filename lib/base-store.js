@@ -393,7 +393,7 @@ class NativeBackedStore extends Store {
     const done = (err, value) => {
       if (called) return
       called = true
-      metrics.finished(op, startedAt, err)
+      if (tracked) metrics.finished(op, startedAt, err)
       if (tracked && --this._inFlight === 0 && this._whenIdle !== null) {
         const release = this._whenIdle
         this._whenIdle = null
@@ -454,8 +454,9 @@ class NativeBackedStore extends Store {
     // Requests queued before it go first: Rust keeps call order per sid from the native call on.
     if (big && this._batch !== null) this._flushBatch()
     if (this._inline || big || (this._batch === null && native.inFlight() === 0)) {
+      this._call('request', done, BATCHED[method], sid, text === undefined ? '' : text, at === undefined ? NaN : at, now === undefined ? NaN : now)
       this._metrics.sent(1)
-      return this._call('request', done, BATCHED[method], sid, text === undefined ? '' : text, at === undefined ? NaN : at, now === undefined ? NaN : now)
+      return
     }
     let b = this._batch
     if (b === null) {
@@ -475,9 +476,9 @@ class NativeBackedStore extends Store {
     const b = this._batch
     if (b === null) return
     this._batch = null
-    this._metrics.sent(b.ids.length)
     try {
       this._native.batch(b.ids, b.ops, b.sids, b.values, b.at, b.now)
+      this._metrics.sent(b.ids.length)
     } catch (err) {
       const failure = this._asStoreError('batch', err)
       for (const id of b.ids) native.fail(id, failure)

@@ -20,13 +20,17 @@ function bucketOf (bounds, value) {
   return i
 }
 
-/** Non-cumulative counts as Prometheus's cumulative `le` buckets: { '0.25': n, ..., '+Inf': n }. */
+/**
+ * Non-cumulative counts as Prometheus's cumulative buckets, in rising order:
+ * [{ le: 0.25, count: n }, ..., { le: '+Inf', count: n }] (an array: an object's integer-like
+ * keys would come first whatever order they were added in).
+ */
 function cumulative (bounds, counts) {
-  const out = {}
+  const out = []
   let sum = 0
   for (let i = 0; i < counts.length; i++) {
     sum += counts[i]
-    out[i < bounds.length ? String(bounds[i]) : '+Inf'] = sum
+    out.push({ le: i < bounds.length ? bounds[i] : '+Inf', count: sum })
   }
   return out
 }
@@ -110,18 +114,21 @@ function registerMetrics (registry, { prefix = 'ferrosession_', stores } = {}) {
     throw optionError('ferrosession registerMetrics: pass a prom-client Registry, e.g. require(\'prom-client\').register')
   }
   const live = stores ? () => stores : require('./native').liveStores
-  const snapshots = () => [...live()].filter((s) => !s._closed && s._metrics).map((s) => [{ backend: s._backend, store: String(s._storeId) }, s.metrics()])
+  // A store whose constructor threw is registered but never attached: not a store of the app's.
+  const made = (s) => !s._closed && s._metrics && (s._native !== null || s._attaching !== null)
+  const snapshots = () => [...live()].filter(made).map((s) => [{ backend: s._backend, store: String(s._storeId) }, s.metrics()])
   const metric = (name, help, type, values) => ({
     name: prefix + name,
     help,
     type,
     aggregator: 'sum',
-    get: async () => ({ name: prefix + name, help, type, aggregator: 'sum', values: values(snapshots()) }),
+    // this.name: in OpenMetrics mode the registry drops a counter's `_total` from it, and adds it back to each sample.
+    async get () { return { name: this.name, help, type, aggregator: 'sum', values: values(snapshots()) } },
     reset () {}
   })
   const histogram = (name, labelsOf, bucketsOf, sumOf, countOf, divisor = 1) => (all) => all.flatMap(([labels, m]) =>
     labelsOf(labels, m).flatMap(([l, item]) => [
-      ...Object.entries(bucketsOf(item)).map(([le, value]) => ({ metricName: `${prefix}${name}_bucket`, labels: { ...l, le: le === '+Inf' ? le : String(Number(le) / divisor) }, value })),
+      ...bucketsOf(item).map(({ le, count }) => ({ metricName: `${prefix}${name}_bucket`, labels: { ...l, le: le === '+Inf' ? le : String(le / divisor) }, value: count })),
       { metricName: `${prefix}${name}_sum`, labels: l, value: sumOf(item) / divisor },
       { metricName: `${prefix}${name}_count`, labels: l, value: countOf(item) }
     ]))

@@ -472,14 +472,17 @@ function runContract (backend) {
         expect(Object.fromEntries(Object.entries(m.operations).map(([op, c]) => [op, [c.count, c.errors]])))
           .toEqual({ set: [41, 0], get: [2, 0], touch: [1, 0], destroy: [1, 0], length: [1, 0] })
         for (const c of Object.values(m.operations)) {
-          expect(c.latencyMs.buckets['+Inf']).toBe(c.count)
+          const { buckets } = c.latencyMs
+          expect(buckets.map((b) => b.le)).toEqual([0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, '+Inf'])
+          expect(buckets.at(-1).count).toBe(c.count)
+          for (let i = 1; i < buckets.length; i++) expect(buckets[i].count).toBeGreaterThanOrEqual(buckets[i - 1].count)
           expect(c.latencyMs.sum).toBeGreaterThanOrEqual(0)
         }
         expect(m.batches.requests).toBe(45)
         // Memory answers in place, one call per request; the others batched the 39.
         if (store._inline) expect(m.batches.nativeCalls).toBe(45)
         else expect(m.batches.nativeCalls).toBeLessThan(10)
-        expect(m.batches.sizes['+Inf']).toBe(m.batches.nativeCalls)
+        expect(m.batches.sizes.at(-1)).toEqual({ le: '+Inf', count: m.batches.nativeCalls })
         expect(m).toMatchObject({ connected: true, inFlight: 0, errors: {}, outages: 0 })
       })
 
