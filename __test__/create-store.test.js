@@ -139,3 +139,10 @@ test('a refused setting is a TypeError with the code of every refused input', ()
     expect(err.message).toMatch(/^ferrosession /)
   }
 })
+
+test('a store URL is printed (CLI, demo, errors) without its password, in the userinfo or the query', () => {
+  const { withoutCredentials } = require('../lib/create-store')
+  expect(withoutCredentials('postgres://app:s3cret@db:5432/app?sslmode=require&password=s3cret&sslpassword=k3y'))
+    .toBe('postgres://…@db:5432/app?sslmode=require&password=…&sslpassword=…')
+  expect(withoutCredentials('redis://127.0.0.1:6379')).toBe('redis://127.0.0.1:6379')
+})

@@ -8,10 +8,11 @@
 
 const express = require('express')
 const { createStore, session } = require('..')
+const { withoutCredentials } = require('../lib/create-store')
 
 const storeUrl = process.env.SESSION_STORE_URL || ''
 const store = createStore(storeUrl || undefined, { createTableIfMissing: true })
-const storeName = storeUrl ? storeUrl.replace(/\/\/[^@]*@/, '//') : `sqlite:${store.path} (embedded)`
+const storeName = storeUrl ? withoutCredentials(storeUrl) : `sqlite:${store.path} (embedded)`
 const survivesRestart = !/^memory:/.test(storeUrl)
 const app = express()
 app.use(express.urlencoded({ extended: false }))

@@ -24,9 +24,12 @@ function createStore (url, options = {}) {
   return new (classOf(store))({ ...forStore(options, store.backend), ...store.fromUrl(url) })
 }
 
-/** A store URL fit to print: `user:pass@` becomes `…@`, so no password is ever echoed. */
+/**
+ * A store URL fit to print: `user:pass@` becomes `…@` and a password in the query
+ * (`?password=`, libpq's `sslpassword=`) becomes `…`, so no password is ever echoed.
+ */
 function withoutCredentials (url) {
-  return url.replace(/\/\/[^/@]*@/, '//…@')
+  return url.replace(/\/\/[^/@]*@/, '//…@').replace(/([?&](?:password|pass|pwd|sslpassword)=)[^&#]*/gi, '$1…')
 }
 
 module.exports = { createStore, SCHEMES, withoutCredentials }

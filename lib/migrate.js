@@ -227,7 +227,9 @@ async function firstContact (checks) {
 /** What to change, in the command's spelling: a constructor option becomes `--to-options` JSON. */
 function hintFor ({ err, flag, optionsFlag, options }) {
   const pass = /pass (\w+): true/.exec(err.message)
-  if (pass) return `\n  fix: add ${optionsFlag} '${JSON.stringify({ ...options, [pass[1]]: true })}'`
+  // Never the options the user passed back: they may hold a password or a connection string.
+  if (pass && Object.keys(options).length) return `\n  fix: add "${pass[1]}": true to the JSON of ${optionsFlag}`
+  if (pass) return `\n  fix: add ${optionsFlag} '${JSON.stringify({ [pass[1]]: true })}'`
   if (err.code === 'ESESSION_UNAVAILABLE' || err.code === 'ESESSION_TIMEOUT') {
     return `\n  fix: check the host and port in ${flag} (is the server running and reachable from here?)`
   }
