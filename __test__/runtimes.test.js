@@ -72,7 +72,7 @@ test('the runtimes tested are the ones the README names', () => {
   const readme = require('node:fs').readFileSync(path.join(root, 'README.md'), 'utf8')
   const { devDependencies } = require('../package.json')
   for (const runtime of ['bun', 'deno']) {
-    const version = devDependencies[runtime].replace(/^\^|~/, '')
+    const version = devDependencies[runtime].replace(/^[\^~]/, '')
     expect(readme).toContain(`${runtime === 'bun' ? 'Bun' : 'Deno'} ${version}`)
   }
 })

@@ -36,13 +36,9 @@ const forDemo = process.argv[2] === 'demo'
 const floorProblem = nodeFloor.problem()
 if (floorProblem) fail(floorProblem.replace(/^ferrosession /, ''))
 
-function resolvable (name, from = root) {
-  try {
-    require.resolve(`${name}/package.json`, { paths: [from] })
-    return true
-  } catch {
-    return false
-  }
+/** Installed in this checkout's node_modules (not one found in a parent or global folder). */
+function installed (name, dir = root) {
+  return fs.existsSync(path.join(dir, 'node_modules', name, 'package.json'))
 }
 
 /** `npm <args>` in `cwd`, its output and its install scripts' (cargo's progress) shown as they run. */
@@ -53,11 +49,15 @@ function npm (args, cwd, what) {
 
 const { dependencies } = require('../package.json')
 const lockChanged = mtime(path.join(root, 'node_modules', '.package-lock.json')) < mtime(path.join(root, 'package-lock.json'))
-const hasDevDependencies = resolvable('jest') && resolvable('eslint')
-const hasDependencies = Object.keys(dependencies).every((name) => resolvable(name))
+const { devDependencies } = require('../package.json')
+// Any development dependency there means an install that included them: the demo must not then
+// install with --omit=dev, which would remove them.
+const anyDevDependency = Object.keys(devDependencies).some((name) => installed(name))
+const hasDevDependencies = Object.keys(devDependencies).every((name) => installed(name))
+const hasDependencies = Object.keys(dependencies).every((name) => installed(name))
 // The demo installs without the development dependencies, unless they are there already (an
 // install that omits them would remove them).
-const omitDev = forDemo && !hasDevDependencies
+const omitDev = forDemo && !anyDevDependency
 if (lockChanged || !hasDependencies || (!forDemo && !hasDevDependencies)) {
   if (!loads()) {
     const problem = toolchainProblem()
@@ -67,7 +67,7 @@ if (lockChanged || !hasDependencies || (!forDemo && !hasDevDependencies)) {
   npm(['install', ...(omitDev ? ['--omit=dev'] : [])], root, 'npm install')
 }
 const examples = path.join(root, 'examples')
-if (forDemo && !resolvable('express', examples)) {
+if (forDemo && !installed('express', examples) && !installed('express')) {
   console.error('ferrosession: installing Express for the demo (examples/package.json)')
   npm(['ci'], examples, 'npm ci in examples/')
 }

@@ -13,7 +13,7 @@ function floor () {
 }
 
 function atLeast (version, wanted) {
-  const have = version.replace(/^v/, '').split('.').map(Number)
+  const have = version.replace(/^v/, '').replace(/-.*$/, '').split('.').map(Number) // v22.20.0-pre: 22.20.0
   for (let i = 0; i < 3; i++) if (have[i] !== wanted[i]) return have[i] > wanted[i]
   return true
 }

@@ -28,7 +28,8 @@ async function storeRoundTrip (make) {
   const store = make()
   try {
     await store.set('a', sessionFor({ user: 'zoë' }))
-    await Promise.all([store.set('b', sessionFor({ n: 1 })), store.set('c', sessionFor({ n: 2 }))]) // one batch
+    // Made together: the first goes at once, the second waits for the end of the turn (a batch).
+    await Promise.all([store.set('b', sessionFor({ n: 1 })), store.set('c', sessionFor({ n: 2 }))])
     const got = await store.get('a')
     await store.touch('a', sessionFor({ user: 'zoë' }))
     const length = await store.length()

@@ -37,7 +37,7 @@ function run (store, { op, inflight, durationMs, pick, payload }) {
     const t0 = process.hrtime.bigint()
     const deadline = Date.now() + durationMs
     // An app's 20 ms interval timer beside the load: how late the event loop lets it fire
-    // (docs/performance.md, "Fairness"). The worst lateness of the run is reported.
+    // (docs/design.md, "Fairness"). The worst lateness of the run is reported.
     let expected = performance.now() + TICK_MS
     let worstLateMs = 0
     const ticker = setInterval(() => {
@@ -45,6 +45,7 @@ function run (store, { op, inflight, durationMs, pick, payload }) {
       worstLateMs = Math.max(worstLateMs, now - expected)
       expected = now + TICK_MS
     }, TICK_MS)
+    ticker.unref() // a run that throws must not keep the process alive
 
     const issue = () => {
       const i = n++
