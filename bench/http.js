@@ -40,7 +40,7 @@ const CONTENDERS = {
 const GROUPS = {
   redis: { ours: 'ferrosession redis', anchors: ['connect-redis 10 + redis 6', 'connect-redis 8.1 + ioredis 6'] },
   postgres: { ours: 'ferrosession postgres', anchors: ['connect-pg-simple 10 + pg Pool(10)'] },
-  mysql: { ours: 'ferrosession mysql', anchors: ['express-mysql-session 3 + mysql2'], mixes: ['read-heavy'] },
+  mysql: { ours: 'ferrosession mysql', anchors: ['express-mysql-session 3 + mysql2'] },
   'knex postgres': { ours: 'ferrosession knex postgres', anchors: ['connect-session-knex 5 + pg'], mixes: ['read-heavy'] },
   'knex mysql': { ours: 'ferrosession knex mysql', anchors: ['connect-session-knex 5 + mysql2'], mixes: ['read-heavy'] },
   embedded: { ours: 'ferrosession sqlite', anchors: ['express-session MemoryStore'], context: ['ferrosession memory'] },
@@ -54,8 +54,7 @@ const GROUPS = {
     ours: 'session() · ferrosession memory',
     anchors: ['express-session MemoryStore'],
     context: ['ferrosession memory'],
-    ceiling: true,
-    mixes: ['read-heavy']
+    ceiling: true
   },
   ceiling: { ours: 'none', anchors: [] }
 }
