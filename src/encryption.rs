@@ -12,8 +12,7 @@ use std::sync::Arc;
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64_simd::STANDARD;
 
 use crate::backend::{Backend, Reply, Request, Stored, merge_into_stored, run_one_plainly, stored_text};
 use crate::error::{BackendError, BackendResult};
@@ -91,7 +90,13 @@ impl Sealer {
     let mut bytes = Vec::with_capacity(NONCE + sealed.len());
     bytes.extend_from_slice(&nonce);
     bytes.extend_from_slice(&sealed);
-    Ok(format!("\"{PREFIX}{}\"", STANDARD.encode(bytes)))
+    // One buffer of the final size: the quotes, the prefix, the base64 appended in place.
+    let mut out = String::with_capacity(PREFIX.len() + 2 + STANDARD.encoded_length(bytes.len()));
+    out.push('"');
+    out.push_str(PREFIX);
+    STANDARD.encode_append(&bytes, &mut out);
+    out.push('"');
+    Ok(out)
   }
 
   /// The plaintext, or why it cannot be had: unreadable, so the session is treated as absent
@@ -105,7 +110,7 @@ impl Sealer {
       return self.open_other(stored, unquoted);
     };
     let bytes = STANDARD
-      .decode(encoded)
+      .decode_to_vec(encoded)
       .map_err(|_| BackendError::unparsable("the encrypted session is not valid base64 (tampered with?)"))?;
     if bytes.len() < NONCE + TAG {
       return Err(BackendError::unparsable(
@@ -135,7 +140,7 @@ impl Sealer {
   /// be able to plant a session in clear).
   fn open_other(&self, stored: &str, unquoted: &str) -> BackendResult<String> {
     if let Some(key) = &self.connect_mongo
-      && let Ok(bytes) = STANDARD.decode(unquoted)
+      && let Ok(bytes) = STANDARD.decode_to_vec(unquoted)
       && bytes.len() >= NONCE + TAG
     {
       let (nonce, sealed) = bytes.split_at(NONCE);
