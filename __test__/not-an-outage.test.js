@@ -16,7 +16,9 @@ const { startRedis } = require('./support/servers')
 
 const schemaName = `ferrotest_notoutage_${process.pid}`
 const prefix = `ferrotest:notoutage:${process.pid}:`
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrotest-notoutage-'))
+// Named now, made by the first hook: a run that filters out every test here (jest -t) runs no
+// hook, so it must not leave a directory behind either.
+const dir = path.join(os.tmpdir(), `ferrotest-notoutage-${process.pid}-${Date.now().toString(36)}`)
 const q = (name) => '"' + name.replace(/"/g, '""') + '"'
 let pool, redis
 const stores = []
@@ -26,6 +28,7 @@ const watched = (store) => watchEvents(store, stores)
 const pgStore = (options) => new PostgresStore({ conString: DATABASE_URL, schemaName, pruneSessionInterval: false, poolSize: 2, ...options })
 
 beforeAll(async () => {
+  fs.mkdirSync(dir)
   pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 })
   await pool.query(`CREATE SCHEMA IF NOT EXISTS ${q(schemaName)}`)
   redis = await createClient({ url: REDIS_URL }).connect()
