@@ -5,12 +5,10 @@
 //   node --expose-gc bench/encryption.js [rounds] [ms per run]
 
 const { RedisStore } = require('..')
-const { run, sessionOfSize, median } = require('./lib/measure')
+const { interleaved, median } = require('./lib/measure')
 
 const ROUNDS = Number(process.argv[2] || 5)
 const MS = Number(process.argv[3] || 2000)
-const INFLIGHT = 64
-const KEYS = 1000
 const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 
 async function main () {
@@ -19,27 +17,14 @@ async function main () {
     plain: new RedisStore({ url, prefix: `${prefix}plain:` }),
     encrypted: new RedisStore({ url, prefix: `${prefix}enc:`, encryption: { keys: [Buffer.alloc(32, 1)] } })
   }
-  const sessions = Array.from({ length: KEYS }, (_, i) => sessionOfSize(2048, i))
-  for (const store of Object.values(variants)) {
-    await Promise.all(sessions.map((s, i) => store.set(`s${i}`, s)))
-  }
-  const results = {}
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const op of ['get', 'set']) {
-      for (const [name, store] of Object.entries(variants)) {
-        if (global.gc) global.gc()
-        const r = await run(store, { op, inflight: INFLIGHT, durationMs: MS, pick: (i) => `s${i % KEYS}`, payload: (i) => sessions[i % KEYS] })
-        ;((results[op] ??= {})[name] ??= []).push(r)
-      }
-    }
-  }
+  const results = await interleaved(variants, { ops: ['get', 'set'], rounds: ROUNDS, ms: MS })
   const lines = ['| op | plain ops/s | encrypted ops/s | ratio | main CPU µs/op plain → encrypted | process CPU µs/op plain → encrypted |', '|---|---|---|---|---|---|']
   for (const [op, byName] of Object.entries(results)) {
     const m = (name, key) => median(byName[name].map((r) => r[key]))
     lines.push(`| ${op} | ${m('plain', 'opsPerSec').toFixed(0)} | ${m('encrypted', 'opsPerSec').toFixed(0)} | ${(m('encrypted', 'opsPerSec') / m('plain', 'opsPerSec')).toFixed(2)}x | ` +
       `${m('plain', 'mainCpuUsPerOp').toFixed(1)} → ${m('encrypted', 'mainCpuUsPerOp').toFixed(1)} | ${m('plain', 'procCpuUsPerOp').toFixed(1)} → ${m('encrypted', 'procCpuUsPerOp').toFixed(1)} |`)
   }
-  console.log(`encryption cost, RedisStore, 2 KB sessions, ${INFLIGHT} in flight, median of ${ROUNDS} interleaved rounds of ${MS} ms`)
+  console.log(`encryption cost, RedisStore, 2 KB sessions, 64 in flight, median of ${ROUNDS} interleaved rounds of ${MS} ms`)
   console.log(lines.join('\n'))
   for (const store of Object.values(variants)) {
     await store.clear()

@@ -6,12 +6,10 @@
 //   node --expose-gc bench/metrics-cost.js [rounds] [ms per run]
 
 const { MemoryStore, RedisStore } = require('..')
-const { run, sessionOfSize, median } = require('./lib/measure')
+const { interleaved, median } = require('./lib/measure')
 
 const ROUNDS = Number(process.argv[2] || 5)
 const MS = Number(process.argv[3] || 2000)
-const INFLIGHT = 64
-const KEYS = 1000
 const url = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 
 /** Counters with the same methods that count nothing. */
@@ -23,22 +21,10 @@ async function main () {
     memory: { counted: new MemoryStore(), uncounted: new MemoryStore() },
     redis: { counted: new RedisStore({ url, prefix: `${prefix}a:` }), uncounted: new RedisStore({ url, prefix: `${prefix}b:` }) }
   }
-  for (const pair of Object.values(stores)) pair.uncounted._metrics = uncounted
-  const sessions = Array.from({ length: KEYS }, (_, i) => sessionOfSize(2048, i))
-  for (const pair of Object.values(stores)) {
-    for (const store of Object.values(pair)) await Promise.all(sessions.map((s, i) => store.set(`s${i}`, s)))
-  }
   const results = {}
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [backend, pair] of Object.entries(stores)) {
-      for (const op of ['get', 'set']) {
-        for (const [variant, store] of Object.entries(pair)) {
-          if (global.gc) global.gc()
-          const r = await run(store, { op, inflight: INFLIGHT, durationMs: MS, pick: (i) => `s${i % KEYS}`, payload: (i) => sessions[i % KEYS] })
-          ;(((results[backend] ??= {})[op] ??= {})[variant] ??= []).push(r)
-        }
-      }
-    }
+  for (const [backend, pair] of Object.entries(stores)) {
+    pair.uncounted._metrics = uncounted
+    results[backend] = await interleaved(pair, { ops: ['get', 'set'], rounds: ROUNDS, ms: MS })
   }
   const lines = ['| store | op | uncounted ops/s | counted ops/s | ratio | main CPU µs/op uncounted → counted |', '|---|---|---|---|---|---|']
   for (const [backend, byOp] of Object.entries(results)) {
@@ -48,7 +34,7 @@ async function main () {
         `${(m('counted', 'opsPerSec') / m('uncounted', 'opsPerSec')).toFixed(3)}x | ${m('uncounted', 'mainCpuUsPerOp').toFixed(2)} → ${m('counted', 'mainCpuUsPerOp').toFixed(2)} |`)
     }
   }
-  console.log(`metrics cost, 2 KB sessions, ${INFLIGHT} in flight, median of ${ROUNDS} interleaved rounds of ${MS} ms`)
+  console.log(`metrics cost, 2 KB sessions, 64 in flight, median of ${ROUNDS} interleaved rounds of ${MS} ms`)
   console.log(lines.join('\n'))
   for (const pair of Object.values(stores)) {
     for (const store of Object.values(pair)) {

@@ -108,15 +108,15 @@ class StoreMetrics {
  * order the app created its stores), read at scrape time. prom-client is the app's: nothing of it
  * is loaded here, the registry is handed metric objects of the shape it collects.
  */
-function registerMetrics (registry, { prefix = 'ferrosession_', stores } = {}) {
+function registerMetrics (registry, { prefix = 'ferrosession_' } = {}) {
   if (!registry || typeof registry.registerMetric !== 'function') {
     const { optionError } = require('./errors')
     throw optionError('ferrosession registerMetrics: pass a prom-client Registry, e.g. require(\'prom-client\').register')
   }
-  const live = stores ? () => stores : require('./native').liveStores
+  const { liveStores } = require('./native')
   // A store whose constructor threw is registered but never attached: not a store of the app's.
   const made = (s) => !s._closed && s._metrics && (s._native !== null || s._attaching !== null)
-  const snapshots = () => [...live()].filter(made).map((s) => [{ backend: s._backend, store: String(s._storeId) }, s.metrics()])
+  const snapshots = () => [...liveStores()].filter(made).map((s) => [{ backend: s._backend, store: String(s._storeId) }, s.metrics()])
   const metric = (name, help, type, values) => ({
     name: prefix + name,
     help,
@@ -126,13 +126,13 @@ function registerMetrics (registry, { prefix = 'ferrosession_', stores } = {}) {
     async get () { return { name: this.name, help, type, aggregator: 'sum', values: values(snapshots()) } },
     reset () {}
   })
-  const histogram = (name, labelsOf, bucketsOf, sumOf, countOf, divisor = 1) => (all) => all.flatMap(([labels, m]) =>
-    labelsOf(labels, m).flatMap(([l, item]) => [
-      ...bucketsOf(item).map(({ le, count }) => ({ metricName: `${prefix}${name}_bucket`, labels: { ...l, le: le === '+Inf' ? le : String(le / divisor) }, value: count })),
-      { metricName: `${prefix}${name}_sum`, labels: l, value: sumOf(item) / divisor },
-      { metricName: `${prefix}${name}_count`, labels: l, value: countOf(item) }
+  /** Samples of one histogram from `series(labels, snapshot)`: [labels, { buckets, sum, count }] pairs. */
+  const histogram = (name, series, divisor = 1) => (all) => all.flatMap(([labels, m]) =>
+    series(labels, m).flatMap(([l, { buckets, sum, count }]) => [
+      ...buckets.map(({ le, count }) => ({ metricName: `${prefix}${name}_bucket`, labels: { ...l, le: le === '+Inf' ? le : String(le / divisor) }, value: count })),
+      { metricName: `${prefix}${name}_sum`, labels: l, value: sum / divisor },
+      { metricName: `${prefix}${name}_count`, labels: l, value: count }
     ]))
-  const perOperation = (labels, m) => Object.entries(m.operations).map(([operation, c]) => [{ ...labels, operation }, c])
   const metrics = [
     metric('operations_total', 'Store operations answered, by kind.', 'counter', (all) => all.flatMap(([labels, m]) =>
       Object.entries(m.operations).map(([operation, c]) => ({ labels: { ...labels, operation }, value: c.count })))),
@@ -142,9 +142,10 @@ function registerMetrics (registry, { prefix = 'ferrosession_', stores } = {}) {
     metric('connected', '1 while the store can reach its server, 0 during an outage.', 'gauge', (all) => all.map(([labels, m]) => ({ labels, value: m.connected ? 1 : 0 }))),
     metric('in_flight', 'Store operations waiting for an answer.', 'gauge', (all) => all.map(([labels, m]) => ({ labels, value: m.inFlight }))),
     metric('operation_duration_seconds', 'Time from a store call to its callback.', 'histogram',
-      histogram('operation_duration_seconds', perOperation, (c) => c.latencyMs.buckets, (c) => c.latencyMs.sum, (c) => c.count, 1000)),
+      histogram('operation_duration_seconds', (labels, m) => Object.entries(m.operations).map(([operation, c]) =>
+        [{ ...labels, operation }, { buckets: c.latencyMs.buckets, sum: c.latencyMs.sum, count: c.count }]), 1000)),
     metric('requests_per_native_call', 'get/set/touch/destroy requests carried by one call into the native core (batching).', 'histogram',
-      histogram('requests_per_native_call', (labels, m) => [[labels, m.batches]], (b) => b.sizes, (b) => b.requests, (b) => b.nativeCalls))
+      histogram('requests_per_native_call', (labels, { batches: b }) => [[labels, { buckets: b.sizes, sum: b.requests, count: b.nativeCalls }]]))
   ]
   for (const m of metrics) registry.registerMetric(m)
   return metrics.map((m) => m.name)

@@ -89,6 +89,28 @@ function run (store, { op, inflight, durationMs, pick, payload }) {
   })
 }
 
+/**
+ * The A/B benchmarks' loop (bench/encryption.js, bench/metrics-cost.js): each store of `variants`
+ * seeded with `KEYS` sessions of 2 KB, then `ops` at 64 in flight, the variants alternating within
+ * every round so drift hits them alike. Resolves with { [op]: { [variant]: [run, ...] } }.
+ */
+async function interleaved (variants, { ops, rounds, ms }) {
+  const KEYS = 1000
+  const sessions = Array.from({ length: KEYS }, (_, i) => sessionOfSize(2048, i))
+  for (const store of Object.values(variants)) await Promise.all(sessions.map((s, i) => store.set(`s${i}`, s)))
+  const results = {}
+  for (let round = 0; round < rounds; round++) {
+    for (const op of ops) {
+      for (const [name, store] of Object.entries(variants)) {
+        if (global.gc) global.gc()
+        const r = await run(store, { op, inflight: 64, durationMs: ms, pick: (i) => `s${i % KEYS}`, payload: (i) => sessions[i % KEYS] })
+        ;((results[op] ??= {})[name] ??= []).push(r)
+      }
+    }
+  }
+  return results
+}
+
 /** The interval of the timer whose lateness each run reports. */
 const TICK_MS = 20
 
@@ -109,4 +131,4 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
-module.exports = { run, sessionOfSize, median, mainThreadCpuNs, hasSchedstat }
+module.exports = { run, interleaved, sessionOfSize, median, mainThreadCpuNs, hasSchedstat }
