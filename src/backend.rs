@@ -84,6 +84,13 @@ pub trait Backend: Send + Sync + 'static {
     false
   }
 
+  /// True for backends whose work runs on threads of their own (SQLite's connection threads) that
+  /// continue the tasks they wake (`hops`): a request is then started on the caller's thread and
+  /// finished on the thread that did its work, skipping two hand-offs through the runtime.
+  fn works_on_own_threads(&self) -> bool {
+    false
+  }
+
   /// How much later than asked a backend may expire a session (its expiry's granularity), in ms:
   /// JS trusts a reported expiry over the cookie's only when it is later by more than this.
   fn expiry_precision_ms(&self) -> f64 {

@@ -232,11 +232,19 @@ impl Sender {
   }
 }
 
+/// Where a task starts: on the runtime, or polled first on the calling thread (`hops`), for
+/// backends whose work runs on threads of their own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+  OnRuntime,
+  Here,
+}
+
 /// Runs `work` on the runtime with a deadline and a panic guard, and hands its outcome to
 /// `finish` exactly once: the answer to a request can never be lost to a panic or a hang.
 /// `deadline` is fixed by the caller when JS made the call, not when the task starts, so a busy
 /// runtime cannot stretch a request past `commandTimeout`.
-pub fn spawn_guarded<T, Fut, Done>(deadline: Instant, timeout_ms: u128, work: Fut, finish: Done)
+pub fn spawn_guarded<T, Fut, Done>(start: Start, deadline: Instant, timeout_ms: u128, work: Fut, finish: Done)
 where
   T: Send + 'static,
   Fut: Future<Output = BackendResult<T>> + Send + 'static,
@@ -245,7 +253,7 @@ where
   // The finisher is shared with the fallback below, which answers if the runtime cannot run it.
   let finish = Arc::new(Mutex::new(Some(finish)));
   let task_finish = finish.clone();
-  let started = crate::runtime::spawn(async move {
+  let task = async move {
     let guarded = AssertUnwindSafe(tokio::time::timeout_at(deadline, work)).catch_unwind();
     let outcome = match guarded.await {
       Ok(Ok(result)) => result,
@@ -257,7 +265,11 @@ where
     if let Some(f) = task_finish.lock().unwrap_or_else(|p| p.into_inner()).take() {
       f(outcome);
     }
-  });
+  };
+  let started = match start {
+    Start::OnRuntime => crate::runtime::spawn(task),
+    Start::Here => crate::hops::start_here(task),
+  };
   if !started && let Some(f) = finish.lock().unwrap_or_else(|p| p.into_inner()).take() {
     f(Err(BackendError::unavailable(
       "the native runtime could not start its thread",

@@ -235,6 +235,10 @@ impl Backend for Encrypted {
     self.inner.runs_inline()
   }
 
+  fn works_on_own_threads(&self) -> bool {
+    self.inner.works_on_own_threads()
+  }
+
   fn expiry_precision_ms(&self) -> f64 {
     self.inner.expiry_precision_ms()
   }

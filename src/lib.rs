@@ -22,6 +22,7 @@ mod defaults;
 mod dispatch;
 mod error;
 mod health;
+mod hops;
 mod memory_backend;
 mod merge_patch;
 mod native_store;

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::backend::{Backend, Reply, Request, Stored};
 use crate::defaults::Common;
-use crate::dispatch::{Dispatcher, Sender, Value, panic_error, spawn_guarded};
+use crate::dispatch::{Dispatcher, Sender, Start, Value, panic_error, spawn_guarded};
 use crate::error::{BackendError, BackendResult};
 use crate::health::Health;
 use crate::sid_order::{self, Place, SidOrder};
@@ -210,7 +210,11 @@ impl NativeStore {
       .collect();
     let fallback = core.clone();
     let ids: Vec<u32> = entries.iter().map(|e| e.id).collect();
-    let started = crate::runtime::spawn(async move { core.run_batch(entries, deadline).await });
+    let batch = async move { core.run_batch(entries, deadline).await };
+    let started = match fallback.start() {
+      Start::Here => crate::hops::start_here(batch),
+      Start::OnRuntime => crate::runtime::spawn(batch),
+    };
     if !started {
       let err = BackendError::unavailable("the native runtime could not start its thread");
       for id in ids {
@@ -228,6 +232,7 @@ impl NativeStore {
     let sender = self.core.sender.clone();
     let timeout = self.core.command_timeout;
     spawn_guarded(
+      Start::OnRuntime,
       self.core.deadline(),
       timeout.as_millis(),
       async move {
@@ -339,6 +344,15 @@ impl Core {
     }
   }
 
+  /// Where this backend's requests start (`hops`).
+  fn start(&self) -> Start {
+    if self.backend.works_on_own_threads() {
+      Start::Here
+    } else {
+      Start::OnRuntime
+    }
+  }
+
   /// A request's place in its sid's line. None for an inline backend: its requests finish during
   /// their own call, so they are always in call order.
   fn place(&self, sid: &str) -> Option<Place> {
@@ -429,7 +443,7 @@ impl Core {
     let finish = move |outcome: BackendResult<Value>| core.conclude(id, op, outcome, epoch);
     let timeout_ms = self.command_timeout.as_millis();
     if !inline {
-      spawn_guarded(deadline, timeout_ms, fut, finish);
+      spawn_guarded(self.start(), deadline, timeout_ms, fut, finish);
       return None;
     }
     // No I/O to wait for: finish on this thread, under the same panic guard, and hand a
@@ -438,7 +452,7 @@ impl Core {
     match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().now_or_never())) {
       Ok(Some(Ok(value))) => return Some(value),
       Ok(Some(Err(err))) => finish(Err(err)),
-      Ok(None) => spawn_guarded(deadline, timeout_ms, fut, finish),
+      Ok(None) => spawn_guarded(Start::OnRuntime, deadline, timeout_ms, fut, finish),
       Err(panic) => finish(Err(panic_error(&panic))),
     }
     None

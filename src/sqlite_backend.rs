@@ -233,6 +233,11 @@ impl Backend for SqliteBackend {
     "sqlite"
   }
 
+  /// Statements run on the file's connection threads, which continue the requests they answer.
+  fn works_on_own_threads(&self) -> bool {
+    true
+  }
+
   /// connect-session-knex computes `expired` from the cookie's maxAge a moment after JS did.
   fn expiry_precision_ms(&self) -> f64 {
     10.0

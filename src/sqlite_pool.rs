@@ -10,7 +10,6 @@
 //! hundreds of OS threads, and nothing ever blocks the event loop.
 
 use std::collections::HashMap;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ pub type Job = Box<dyn FnOnce(Result<&Connection, &rusqlite::Error>) + Send>;
 
 /// The running connection threads: a queue, and a signal from each thread when it has ended.
 struct Threads {
-  jobs: mpsc::Sender<Job>,
+  jobs: crossbeam_channel::Sender<Job>,
   ended: Vec<oneshot::Receiver<()>>,
 }
 
@@ -90,8 +89,7 @@ impl Database {
   }
 
   fn start(&self) -> BackendResult<Threads> {
-    let (jobs, queue) = mpsc::channel::<Job>();
-    let queue = Arc::new(Mutex::new(queue));
+    let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
     let mut ended = Vec::with_capacity(self.thread_count);
     for n in 0..self.thread_count {
       let queue = queue.clone();
@@ -132,10 +130,13 @@ struct Opener {
 
 /// One connection thread: takes jobs until the queue is closed (the last store on the file was
 /// closed or collected), then closes its connection and says so.
-fn connection_thread(queue: &Mutex<mpsc::Receiver<Job>>, opener: &Opener, ended: oneshot::Sender<()>) {
+fn connection_thread(queue: &crossbeam_channel::Receiver<Job>, opener: &Opener, ended: oneshot::Sender<()>) {
   let mut conn: Option<Connection> = None;
+  // A request whose statement ran here continues here (its answer goes to JS from this thread)
+  // instead of waking the runtime for it: `hops`.
+  crate::hops::continue_tasks_here();
   loop {
-    let job = match queue.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+    let job = match queue.recv() {
       Ok(job) => job,
       Err(_) => break,
     };
@@ -144,6 +145,7 @@ fn connection_thread(queue: &Mutex<mpsc::Receiver<Job>>, opener: &Opener, ended:
         Ok(c) => conn = Some(c),
         Err(e) => {
           job(Err(&e)); // opening is tried again with the next request
+          crate::hops::run_woken_here();
           continue;
         }
       }
@@ -157,6 +159,7 @@ fn connection_thread(queue: &Mutex<mpsc::Receiver<Job>>, opener: &Opener, ended:
       }
       None => job(Err(&rusqlite::Error::InvalidQuery)), // invariant: opened just above
     }
+    crate::hops::run_woken_here();
   }
   // Dropping the connection closes the file (and checkpoints the WAL when it is the last).
   drop(conn);
