@@ -208,6 +208,7 @@ impl Sender {
     // nobody is left to answer.
     if wake {
       let _ = self.tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+      crate::warm::answered();
     }
   }
 

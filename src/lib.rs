@@ -52,3 +52,4 @@ mod sqlite_backend;
 #[cfg(feature = "sqlite")]
 mod sqlite_pool;
 mod tls;
+mod warm;
