@@ -85,7 +85,7 @@ impl NativeStore {
     ts_return_type = "undefined | null | string | (string | null)[] | number | [string, number]"
   )]
   pub fn request(&self, id: u32, op: u32, sid: String, value: String, expires_at_ms: f64, now_ms: f64) -> Immediate {
-    crate::warm::request_arrived();
+    crate::warm::request_arrived(true);
     let deadline = self.core.deadline();
     immediate(self.core.run_coded(id, op, sid, value, expires_at_ms, now_ms, deadline))
   }
@@ -194,7 +194,7 @@ impl NativeStore {
     expires_at_ms: Vec<f64>,
     now_ms: Vec<f64>,
   ) {
-    crate::warm::request_arrived();
+    crate::warm::request_arrived(false);
     let core = self.core.clone();
     let deadline = core.deadline();
     let entries: Vec<Entry> = ids

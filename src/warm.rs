@@ -2,50 +2,62 @@
 //!
 //! Waking a sleeping thread costs 20-35 µs on a small virtual machine (an idle virtual CPU halts,
 //! and waking it goes through the host), and a request to a server backend wakes the runtime's
-//! worker twice (JS hands it the request; the server's answer arrives) where a pure-JS client wakes
-//! only the event loop: an app that makes one request at a time paid that on every request (Redis
-//! 0.69-0.86x of ioredis one at a time). So once requests have followed their answers within
-//! `SPIN` several times in a row, the worker stays awake while requests keep coming that close,
-//! polling for work instead of sleeping, and goes to sleep `SPIN` after the last answer or request;
-//! the first request that comes later than that turns it off. This is KVM's halt polling in small:
-//! bounded, and only where it has been paying (an app whose requests arrive far apart never spins).
+//! worker twice (JS hands it the request; the server's answer arrives) where a pure-JS client
+//! wakes only the event loop: an app that makes one request at a time paid that on every request
+//! (Redis 0.66-0.77x of ioredis one at a time). So once requests sent alone (nothing else in
+//! flight) have followed their answers within the spin time (200 µs) several times in a row, the
+//! worker stays awake while they keep coming that close, polling for work instead of sleeping,
+//! and sleeps again the spin time after the last answer or request; the first request that comes
+//! later than that, or in a batch (the app is under load: a spinning worker would take CPU from
+//! the work), turns it off. This is KVM's halt polling in small: bounded, and only where it has
+//! been paying (an app whose requests arrive far apart never spins). Off unless the app turns it
+//! on (`FERROSESSION_STAY_AWAKE_US`): it trades CPU for latency, which a loaded app cannot spare.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-/// How long (ns) the worker stays awake after the last answer or request: a sequential client's
-/// next request came 40-120 µs after its answer here (JS wakes, runs the callback, sends again).
-const SPIN_NS: u64 = 200_000;
-/// Requests in a row that must come within `SPIN_NS` of an answer before the worker stays awake.
+/// The longest stay `FERROSESSION_STAY_AWAKE_US` may ask for.
+const SPIN_NS_MAX: u64 = 10_000_000;
+/// Requests in a row that must come within the spin time of their answer before the worker
+/// stays awake.
 const CLOSE_IN_A_ROW: u32 = 8;
 
 /// The rhythm of requests and answers, in ns on one monotonic clock (0: none pending).
 struct Rhythm {
+  /// How long the worker stays awake after the last answer or request; 0: never.
+  spin_ns: u64,
   /// When the last answer went to an idle event loop, until the next request comes.
   answered_at: AtomicU64,
   /// The last answer or request.
   active_at: AtomicU64,
-  /// Requests in a row that followed their answer within `SPIN_NS`.
+  /// Requests in a row that followed their answer within the spin time.
   close: AtomicU32,
 }
 
 impl Rhythm {
-  const fn new() -> Self {
+  const fn new(spin_ns: u64) -> Self {
     Rhythm {
+      spin_ns,
       answered_at: AtomicU64::new(0),
       active_at: AtomicU64::new(0),
       close: AtomicU32::new(0),
     }
   }
 
-  fn request(&self, now: u64) {
+  /// A request arrived: `alone` when nothing else was in flight (JS sends such a request at once;
+  /// under load it groups a turn's requests into a batch, and a busy worker needs no help).
+  fn request(&self, now: u64, alone: bool) {
     self.active_at.store(now, Ordering::Release);
     let answered = self.answered_at.swap(0, Ordering::AcqRel);
-    if answered == 0 {
-      return; // requests already flowing, or the first one
+    if !alone {
+      self.close.store(0, Ordering::Release);
+      return;
     }
-    if now.saturating_sub(answered) <= SPIN_NS {
+    if answered == 0 {
+      return; // the first one, or another before the answer to the last
+    }
+    if now.saturating_sub(answered) <= self.spin_ns {
       let _ = self
         .close
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_add(1)));
@@ -62,16 +74,31 @@ impl Rhythm {
   }
 
   fn paying(&self) -> bool {
-    self.close.load(Ordering::Acquire) >= CLOSE_IN_A_ROW
+    self.spin_ns > 0 && self.close.load(Ordering::Acquire) >= CLOSE_IN_A_ROW
   }
 
   /// Whether a worker that stays awake should go on doing so.
   fn stay(&self, now: u64) -> bool {
-    self.paying() && now.saturating_sub(self.active_at.load(Ordering::Acquire)) <= SPIN_NS
+    self.paying() && now.saturating_sub(self.active_at.load(Ordering::Acquire)) <= self.spin_ns
   }
 }
 
-static RHYTHM: Rhythm = Rhythm::new();
+/// How long the worker stays awake after the last answer or request: `FERROSESSION_STAY_AWAKE_US`
+/// (200 suits a sequential client here: its next request came 40-120 µs after its answer, the
+/// time JS takes to wake, run the callback and send again). Off by default: under HTTP load on 2
+/// cores, requests often go alone between bursts, and the spinning worker took CPU from the app
+/// and the server (express-session + RedisStore 0.92-0.94x of connect-redis with it, 0.99-1.15x
+/// without; one A/B run of 3 rounds).
+fn rhythm() -> &'static Rhythm {
+  static RHYTHM: OnceLock<Rhythm> = OnceLock::new();
+  RHYTHM.get_or_init(|| {
+    let spin_ns = std::env::var("FERROSESSION_STAY_AWAKE_US")
+      .ok()
+      .and_then(|v| v.trim().parse::<u64>().ok())
+      .map_or(0, |us| us.saturating_mul(1_000).min(SPIN_NS_MAX));
+    Rhythm::new(spin_ns)
+  })
+}
 static AWAKE: AtomicBool = AtomicBool::new(false);
 
 fn now_ns() -> u64 {
@@ -80,20 +107,20 @@ fn now_ns() -> u64 {
   u64::try_from(START.get_or_init(Instant::now).elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
 }
 
-/// A request has arrived from JS.
-pub fn request_arrived() {
-  RHYTHM.request(now_ns());
+/// A request has arrived from JS: alone (nothing else in flight), or in a batch.
+pub fn request_arrived(alone: bool) {
+  rhythm().request(now_ns(), alone);
 }
 
 /// An answer has gone to an event loop that was idle: stay awake for the next request if they
 /// have been coming close.
 pub fn answered() {
-  if !RHYTHM.answer(now_ns()) || AWAKE.swap(true, Ordering::AcqRel) {
+  if !rhythm().answer(now_ns()) || AWAKE.swap(true, Ordering::AcqRel) {
     return;
   }
   let started = crate::runtime::spawn(async {
     // Each yield lets the worker poll its I/O and queue without sleeping, then resumes here.
-    while RHYTHM.stay(now_ns()) {
+    while rhythm().stay(now_ns()) {
       tokio::task::yield_now().await;
     }
     AWAKE.store(false, Ordering::Release);
@@ -108,15 +135,16 @@ mod tests {
   use super::*;
 
   const US: u64 = 1_000;
+  const SPIN_NS: u64 = 200 * US;
 
   #[test]
   fn stays_awake_only_after_requests_came_close_to_their_answers_in_a_row() {
-    let r = Rhythm::new();
+    let r = Rhythm::new(SPIN_NS);
     let mut now = 1_000 * US;
     for n in 0..CLOSE_IN_A_ROW {
       assert!(!r.answer(now), "awake after {n} close requests");
       now += 80 * US;
-      r.request(now);
+      r.request(now, true);
       now += 50 * US;
     }
     assert!(r.answer(now));
@@ -126,29 +154,29 @@ mod tests {
 
   #[test]
   fn one_request_that_comes_late_turns_it_off() {
-    let r = Rhythm::new();
+    let r = Rhythm::new(SPIN_NS);
     let mut now = 1_000 * US;
     for _ in 0..20 {
       r.answer(now);
       now += 60 * US;
-      r.request(now);
+      r.request(now, true);
       now += 50 * US;
     }
     assert!(r.answer(now));
     now += 5_000 * US;
-    r.request(now);
+    r.request(now, true);
     assert!(!r.answer(now + 50 * US));
     assert!(!r.stay(now + 60 * US));
   }
 
   #[test]
   fn a_slow_request_in_flight_does_not_keep_it_spinning() {
-    let r = Rhythm::new();
+    let r = Rhythm::new(SPIN_NS);
     let mut now = 1_000 * US;
     for _ in 0..20 {
       r.answer(now);
       now += 60 * US;
-      r.request(now);
+      r.request(now, true);
       now += 50 * US;
     }
     // The last request is still in flight (no answer yet) 300 µs later: sleep.
@@ -157,16 +185,43 @@ mod tests {
   }
 
   #[test]
+  fn a_batch_means_load_and_turns_it_off() {
+    let r = Rhythm::new(SPIN_NS);
+    let mut now = 1_000 * US;
+    for _ in 0..20 {
+      r.answer(now);
+      now += 60 * US;
+      r.request(now, true);
+      now += 50 * US;
+    }
+    assert!(r.answer(now));
+    r.request(now + 20 * US, false);
+    assert!(!r.answer(now + 70 * US));
+  }
+
+  #[test]
+  fn never_with_staying_awake_turned_off() {
+    let r = Rhythm::new(0);
+    let mut now = 1_000 * US;
+    for _ in 0..20 {
+      assert!(!r.answer(now));
+      now += US;
+      r.request(now, true);
+    }
+    assert!(!r.stay(now));
+  }
+
+  #[test]
   fn requests_already_flowing_count_neither_way() {
-    let r = Rhythm::new();
+    let r = Rhythm::new(SPIN_NS);
     let mut now = 1_000 * US;
     for _ in 0..CLOSE_IN_A_ROW {
       r.answer(now);
       now += 60 * US;
-      r.request(now);
+      r.request(now, true);
     }
     // More requests without an answer in between (a burst) leave the run as it was.
-    r.request(now + 10_000 * US);
+    r.request(now + 10_000 * US, true);
     assert!(r.answer(now + 10_050 * US));
   }
 }
