@@ -137,6 +137,20 @@ mod tests {
   const US: u64 = 1_000;
   const SPIN_NS: u64 = 200 * US;
 
+  /// A rhythm after 20 requests that each came 60 µs after its answer (the last answer not yet
+  /// given), and the time of the last of them plus 50 µs.
+  fn after_twenty_close_requests() -> (Rhythm, u64) {
+    let r = Rhythm::new(SPIN_NS);
+    let mut now = 1_000 * US;
+    for _ in 0..20 {
+      r.answer(now);
+      now += 60 * US;
+      r.request(now, true);
+      now += 50 * US;
+    }
+    (r, now)
+  }
+
   #[test]
   fn stays_awake_only_after_requests_came_close_to_their_answers_in_a_row() {
     let r = Rhythm::new(SPIN_NS);
@@ -154,31 +168,17 @@ mod tests {
 
   #[test]
   fn one_request_that_comes_late_turns_it_off() {
-    let r = Rhythm::new(SPIN_NS);
-    let mut now = 1_000 * US;
-    for _ in 0..20 {
-      r.answer(now);
-      now += 60 * US;
-      r.request(now, true);
-      now += 50 * US;
-    }
+    let (r, now) = after_twenty_close_requests();
     assert!(r.answer(now));
-    now += 5_000 * US;
-    r.request(now, true);
-    assert!(!r.answer(now + 50 * US));
-    assert!(!r.stay(now + 60 * US));
+    let late = now + 5_000 * US;
+    r.request(late, true);
+    assert!(!r.answer(late + 50 * US));
+    assert!(!r.stay(late + 60 * US));
   }
 
   #[test]
   fn a_slow_request_in_flight_does_not_keep_it_spinning() {
-    let r = Rhythm::new(SPIN_NS);
-    let mut now = 1_000 * US;
-    for _ in 0..20 {
-      r.answer(now);
-      now += 60 * US;
-      r.request(now, true);
-      now += 50 * US;
-    }
+    let (r, now) = after_twenty_close_requests();
     // The last request is still in flight (no answer yet) 300 µs later: sleep.
     assert!(r.stay(now));
     assert!(!r.stay(now + 300 * US));
@@ -186,14 +186,7 @@ mod tests {
 
   #[test]
   fn a_batch_means_load_and_turns_it_off() {
-    let r = Rhythm::new(SPIN_NS);
-    let mut now = 1_000 * US;
-    for _ in 0..20 {
-      r.answer(now);
-      now += 60 * US;
-      r.request(now, true);
-      now += 50 * US;
-    }
+    let (r, now) = after_twenty_close_requests();
     assert!(r.answer(now));
     r.request(now + 20 * US, false);
     assert!(!r.answer(now + 70 * US));
