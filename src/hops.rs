@@ -83,9 +83,23 @@ where
 }
 
 /// Makes this thread run the tasks woken on it, when it calls `run_woken_here` (a connection
-/// thread, after each job).
-pub fn continue_tasks_here() {
+/// thread, after each job), for as long as the returned guard lives. Should the thread end
+/// without running them (a panic outside the jobs' own guards), dropping the guard hands them to
+/// the runtime: a task left scheduled here would never be polled again, its deadline included.
+pub fn continue_tasks_here() -> ContinueHere {
   WOKEN_HERE.with(|woken| *woken.borrow_mut() = Some(Vec::new()));
+  ContinueHere
+}
+
+pub struct ContinueHere;
+
+impl Drop for ContinueHere {
+  fn drop(&mut self) {
+    let left = WOKEN_HERE.with(|woken| woken.borrow_mut().take().unwrap_or_default());
+    for task in left {
+      crate::runtime::spawn(async move { poll(task) });
+    }
+  }
 }
 
 /// Polls the tasks woken on this thread since the last call (and those they wake in turn).
@@ -163,26 +177,25 @@ mod tests {
   use std::thread::ThreadId;
   use tokio::sync::oneshot;
 
-  /// A task that reports the thread of its first poll, waits for `wake`, then reports the thread
-  /// it continued on.
-  fn traced(wake: oneshot::Receiver<()>) -> (impl Future<Output = ()> + Send, mpsc::Receiver<ThreadId>) {
+  /// Starts a task here that reports the thread of its first poll (checked: this one), waits for
+  /// the returned sender, then reports the thread it continued on.
+  fn traced() -> (oneshot::Sender<()>, mpsc::Receiver<ThreadId>) {
+    let (wake, woken) = oneshot::channel::<()>();
     let (seen, threads) = mpsc::channel();
-    let task = async move {
+    assert!(start_here(async move {
       let _ = seen.send(std::thread::current().id());
-      let _ = wake.await;
+      let _ = woken.await;
       let _ = seen.send(std::thread::current().id());
-    };
-    (task, threads)
+    }));
+    assert_eq!(threads.recv().ok(), Some(std::thread::current().id()));
+    (wake, threads)
   }
 
   #[test]
   fn starts_on_the_caller_and_continues_on_the_thread_that_woke_it() {
-    let (wake, woken) = oneshot::channel();
-    let (task, threads) = traced(woken);
-    assert!(start_here(task));
-    assert_eq!(threads.recv().ok(), Some(std::thread::current().id()));
+    let (wake, threads) = traced();
     let worker = std::thread::spawn(move || {
-      continue_tasks_here();
+      let _here = continue_tasks_here();
       let _ = wake.send(());
       run_woken_here();
       std::thread::current().id()
@@ -196,11 +209,23 @@ mod tests {
   }
 
   #[test]
+  fn a_thread_that_ends_before_running_what_it_woke_hands_it_to_the_runtime() {
+    let (wake, threads) = traced();
+    std::thread::spawn(move || {
+      let _here = continue_tasks_here();
+      let _ = wake.send(()); // woken here, and this thread ends without run_woken_here
+    })
+    .join()
+    .ok();
+    assert!(
+      threads.recv_timeout(std::time::Duration::from_secs(10)).is_ok(),
+      "the task was never polled again"
+    );
+  }
+
+  #[test]
   fn woken_by_any_other_thread_it_continues_on_the_runtime() {
-    let (wake, woken) = oneshot::channel();
-    let (task, threads) = traced(woken);
-    assert!(start_here(task));
-    assert!(threads.recv().is_ok());
+    let (wake, threads) = traced();
     let waker = std::thread::spawn(move || {
       let _ = wake.send(());
       std::thread::current().id()
@@ -235,9 +260,7 @@ mod tests {
     for n in 0..4 {
       let mine: Vec<_> = senders.drain(..50).collect();
       threads.push(std::thread::spawn(move || {
-        if n % 2 == 0 {
-          continue_tasks_here();
-        }
+        let _here = (n % 2 == 0).then(continue_tasks_here);
         for tx in mine {
           let _ = tx.send(());
           run_woken_here();

@@ -134,7 +134,7 @@ fn connection_thread(queue: &crossbeam_channel::Receiver<Job>, opener: &Opener, 
   let mut conn: Option<Connection> = None;
   // A request whose statement ran here continues here (its answer goes to JS from this thread)
   // instead of waking the runtime for it: `hops`.
-  crate::hops::continue_tasks_here();
+  let _continue_here = crate::hops::continue_tasks_here();
   loop {
     let job = match queue.recv() {
       Ok(job) => job,
