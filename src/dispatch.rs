@@ -241,6 +241,19 @@ pub enum Start {
   Here,
 }
 
+impl Start {
+  /// Starts `task` there; false (the task dropped) when there is no runtime.
+  pub fn spawn<F>(self, task: F) -> bool
+  where
+    F: Future<Output = ()> + Send + 'static,
+  {
+    match self {
+      Start::OnRuntime => crate::runtime::spawn(task),
+      Start::Here => crate::hops::start_here(task),
+    }
+  }
+}
+
 /// Runs `work` on the runtime with a deadline and a panic guard, and hands its outcome to
 /// `finish` exactly once: the answer to a request can never be lost to a panic or a hang.
 /// `deadline` is fixed by the caller when JS made the call, not when the task starts, so a busy
@@ -267,10 +280,7 @@ where
       f(outcome);
     }
   };
-  let started = match start {
-    Start::OnRuntime => crate::runtime::spawn(task),
-    Start::Here => crate::hops::start_here(task),
-  };
+  let started = start.spawn(task);
   if !started && let Some(f) = finish.lock().unwrap_or_else(|p| p.into_inner()).take() {
     f(Err(BackendError::unavailable(
       "the native runtime could not start its thread",

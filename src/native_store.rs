@@ -215,11 +215,9 @@ impl NativeStore {
       .collect();
     let fallback = core.clone();
     let ids: Vec<u32> = entries.iter().map(|e| e.id).collect();
-    let batch = async move { core.run_batch(entries, deadline).await };
-    let started = match fallback.start() {
-      Start::Here => crate::hops::start_here(batch),
-      Start::OnRuntime => crate::runtime::spawn(batch),
-    };
+    let started = fallback
+      .start()
+      .spawn(async move { core.run_batch(entries, deadline).await });
     if !started {
       let err = BackendError::unavailable("the native runtime could not start its thread");
       for id in ids {

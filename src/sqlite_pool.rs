@@ -135,35 +135,29 @@ fn connection_thread(queue: &crossbeam_channel::Receiver<Job>, opener: &Opener, 
   // A request whose statement ran here continues here (its answer goes to JS from this thread)
   // instead of waking the runtime for it: `hops`.
   let _continue_here = crate::hops::continue_tasks_here();
-  loop {
-    let job = match queue.recv() {
-      Ok(job) => job,
-      Err(_) => break,
-    };
-    if conn.is_none() {
-      match open(opener) {
-        Ok(c) => conn = Some(c),
-        Err(e) => {
-          job(Err(&e)); // opening is tried again with the next request
-          crate::hops::run_woken_here();
-          continue;
-        }
-      }
-    }
-    match conn.as_ref() {
-      Some(c) => {
+  while let Ok(job) = queue.recv() {
+    match opened(&mut conn, opener) {
+      Ok(c) => {
         job(Ok(c));
         // No job may leave the shared connection inside a transaction: the next store's writes
         // would join it and be acknowledged without being committed.
         crate::sqlite_backend::end_transaction(c);
       }
-      None => job(Err(&rusqlite::Error::InvalidQuery)), // invariant: opened just above
+      Err(e) => job(Err(&e)), // opening is tried again with the next request
     }
     crate::hops::run_woken_here();
   }
   // Dropping the connection closes the file (and checkpoints the WAL when it is the last).
   drop(conn);
   let _ = ended.send(());
+}
+
+/// The thread's connection, opened on first use (and after a failed open).
+fn opened<'a>(conn: &'a mut Option<Connection>, opener: &Opener) -> rusqlite::Result<&'a Connection> {
+  if conn.is_none() {
+    *conn = Some(open(opener)?);
+  }
+  conn.as_ref().ok_or(rusqlite::Error::InvalidQuery) // invariant: opened just above
 }
 
 fn open(opener: &Opener) -> rusqlite::Result<Connection> {

@@ -109,13 +109,17 @@ fn now_ns() -> u64 {
 
 /// A request has arrived from JS: alone (nothing else in flight), or in a batch.
 pub fn request_arrived(alone: bool) {
-  rhythm().request(now_ns(), alone);
+  let r = rhythm();
+  if r.spin_ns > 0 {
+    r.request(now_ns(), alone);
+  }
 }
 
 /// An answer has gone to an event loop that was idle: stay awake for the next request if they
 /// have been coming close.
 pub fn answered() {
-  if !rhythm().answer(now_ns()) || AWAKE.swap(true, Ordering::AcqRel) {
+  let r = rhythm();
+  if r.spin_ns == 0 || !r.answer(now_ns()) || AWAKE.swap(true, Ordering::AcqRel) {
     return;
   }
   let started = crate::runtime::spawn(async {
