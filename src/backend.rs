@@ -91,6 +91,13 @@ pub trait Backend: Send + Sync + 'static {
     false
   }
 
+  /// Whether the backend's driver knows now that its server cannot be reached, when its requests
+  /// wait out their timeout instead of failing with a network error (MongoDB's retries and
+  /// server selection): a timeout then counts as an outage (`connect`/`disconnect`).
+  fn server_unreachable(&self) -> bool {
+    false
+  }
+
   /// How much later than asked a backend may expire a session (its expiry's granularity), in ms:
   /// JS trusts a reported expiry over the cookie's only when it is later by more than this.
   fn expiry_precision_ms(&self) -> f64 {

@@ -239,6 +239,10 @@ impl Backend for Encrypted {
     self.inner.works_on_own_threads()
   }
 
+  fn server_unreachable(&self) -> bool {
+    self.inner.server_unreachable()
+  }
+
   fn expiry_precision_ms(&self) -> f64 {
     self.inner.expiry_precision_ms()
   }

@@ -3,13 +3,15 @@
 //! BSON document (`stringify: false`, dates tagged `{"$date": ms}` by JS). Expired documents are
 //! never read, whatever the TTL monitor has swept; a touch never recreates a document.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, DateTime, Document, doc};
 use mongodb::error::ErrorKind as MongoErrorKind;
+use mongodb::event::{EventHandler, sdam::SdamEvent};
 use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, IndexModel};
 
@@ -60,6 +62,11 @@ pub struct MongoBackend {
   client: tokio::sync::OnceCell<(Client, Collection<Document>)>,
   index_ready: tokio::sync::OnceCell<()>,
   closed: OnceLock<()>,
+  /// The driver's view: no server can take writes now (it marked the server unknown after a
+  /// network error or a failed heartbeat). Requests then wait out their timeout in the driver's
+  /// retry and server selection rather than failing with a network error, so a timeout while
+  /// this holds is an outage.
+  no_server: Arc<AtomicBool>,
 }
 
 impl MongoBackend {
@@ -79,6 +86,7 @@ impl MongoBackend {
       client: tokio::sync::OnceCell::new(),
       index_ready: tokio::sync::OnceCell::new(),
       closed: OnceLock::new(),
+      no_server: Arc::new(AtomicBool::new(false)),
       common: common.clone(),
     })
   }
@@ -126,6 +134,12 @@ impl MongoBackend {
     if let Some(idle) = self.common.idle_timeout {
       o.max_idle_time = Some(idle);
     }
+    let no_server = self.no_server.clone();
+    o.sdam_event_handler = Some(EventHandler::callback(move |event| {
+      if let SdamEvent::TopologyDescriptionChanged(change) = event {
+        no_server.store(!change.new_description.has_writable_server(), Ordering::Release);
+      }
+    }));
     if o.app_name.is_none() {
       o.app_name = Some("ferrosession".to_string());
     }
@@ -510,6 +524,10 @@ impl Backend for MongoBackend {
       .await
       .map(|r| Some(r.deleted_count))
       .map_err(|e| classify(&e))
+  }
+
+  fn server_unreachable(&self) -> bool {
+    self.no_server.load(Ordering::Acquire)
   }
 
   async fn ping(&self) -> BackendResult<()> {

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::backend::{Backend, Reply, Request, Stored};
 use crate::defaults::Common;
 use crate::dispatch::{Dispatcher, Sender, Start, Value, panic_error, spawn_guarded};
-use crate::error::{BackendError, BackendResult};
+use crate::error::{BackendError, BackendResult, ErrorKind};
 use crate::health::Health;
 use crate::sid_order::{self, Place, SidOrder};
 
@@ -337,7 +337,7 @@ impl Core {
       Ok(value) => self.sender.answer(id, Ok(value)),
       Err(err) => {
         let message = err.message(self.backend.name(), op);
-        if err.kind.is_outage() {
+        if err.kind.is_outage() || (err.kind == ErrorKind::Timeout && self.backend.server_unreachable()) {
           self
             .health
             .saw_outage(&self.backend, message.clone(), self.connect_timeout, epoch);
