@@ -69,6 +69,9 @@ const ROUND: usize = 256;
 struct Answers {
   queue: std::collections::VecDeque<Reply>,
   scheduled: bool,
+  /// When JS was last woken for answers, while staying awake (`warm`) wants to know how soon
+  /// the event loop takes them.
+  woken_at: Option<std::time::Instant>,
 }
 
 impl Answers {
@@ -99,7 +102,14 @@ impl Dispatcher {
       .weak::<true>()
       .callee_handled::<false>()
       .build_callback(move |_ctx| {
-        let replies = drained.lock().unwrap_or_else(|p| p.into_inner()).round();
+        let (replies, woken_at) = {
+          let mut answers = drained.lock().unwrap_or_else(|p| p.into_inner());
+          (answers.round(), answers.woken_at.take())
+        };
+        if let Some(at) = woken_at {
+          let delay = u64::try_from(at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+          crate::warm::picked_up(delay);
+        }
         Ok(FnArgs::from(columns(replies)))
       })?;
     Ok(Self {
@@ -114,6 +124,8 @@ impl Dispatcher {
     ts_return_type = "[number[], (string | null)[], (string | null)[], (string | (string | null)[] | number | null)[], number[]]"
   )]
   pub fn pull(&self) -> Columns {
+    // Answers came while JS delivered the last round: the event loop is busy, not waiting.
+    crate::warm::picked_up(u64::MAX);
     columns(self.queue.lock().unwrap_or_else(|p| p.into_inner()).round())
   }
 
@@ -201,7 +213,11 @@ impl Sender {
     let wake = {
       let mut answers = self.queue.lock().unwrap_or_else(|p| p.into_inner());
       answers.queue.push_back(reply);
-      !std::mem::replace(&mut answers.scheduled, true)
+      let wake = !std::mem::replace(&mut answers.scheduled, true);
+      if wake && crate::warm::enabled() {
+        answers.woken_at = Some(std::time::Instant::now());
+      }
+      wake
     };
     // Only an answer that finds JS neither woken nor about to pull wakes it. NonBlocking on an
     // unbounded queue fails only once the environment is gone (a terminated worker), when

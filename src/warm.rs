@@ -5,13 +5,19 @@
 //! worker twice (JS hands it the request; the server's answer arrives) where a pure-JS client
 //! wakes only the event loop: an app that makes one request at a time paid that on every request
 //! (Redis 0.66-0.77x of ioredis one at a time). So once requests sent alone (nothing else in
-//! flight) have followed their answers within the spin time (200 µs) several times in a row, the
-//! worker stays awake while they keep coming that close, polling for work instead of sleeping,
-//! and sleeps again the spin time after the last answer or request; the first request that comes
-//! later than that, or in a batch (the app is under load: a spinning worker would take CPU from
-//! the work), turns it off. This is KVM's halt polling in small: bounded, and only where it has
-//! been paying (an app whose requests arrive far apart never spins). Off unless the app turns it
-//! on (`FERROSESSION_STAY_AWAKE_US`): it trades CPU for latency, which a loaded app cannot spare.
+//! flight) have followed their answers within the spin time (200 µs) several times in a row, and
+//! the event loop took each answer as soon as it came, the worker stays awake while they keep
+//! coming that close, polling for work instead of sleeping, and sleeps again the spin time after
+//! the last answer or request. This is KVM's halt polling in small: bounded, and only where it
+//! has been paying (an app whose requests arrive far apart never spins).
+//!
+//! What turns it off: a request that comes later than the spin time, a batch, or an answer the
+//! event loop took late (it was busy with other work). The last two mean the app is under load,
+//! where a spinning worker takes CPU from the app and the server: under HTTP load on 2 cores,
+//! spinning on the rhythm alone cost express-session + RedisStore 6-18 % of its throughput,
+//! because between bursts requests do go alone; a busy event loop is what tells load apart from
+//! an app waiting for its answer. A machine with one core never spins: the worker would take it
+//! from the event loop it waits for. `FERROSESSION_STAY_AWAKE_US` sets the spin time (0: never).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -22,6 +28,12 @@ const SPIN_NS_MAX: u64 = 10_000_000;
 /// Requests in a row that must come within the spin time of their answer before the worker
 /// stays awake.
 const CLOSE_IN_A_ROW: u32 = 8;
+/// The default spin time: a sequential client here sent its next request 40-120 µs after its
+/// answer (the time JS takes to wake, run the callback and send again).
+const SPIN_NS_DEFAULT: u64 = 200_000;
+/// An event loop that takes an answer later than this after it was woken was busy, not waiting:
+/// an idle one wakes in 20-35 µs here, and one HTTP request keeps it busy for 100 µs or more.
+const BUSY_PICKUP_NS: u64 = 100_000;
 
 /// The rhythm of requests and answers, in ns on one monotonic clock (0: none pending).
 struct Rhythm {
@@ -73,6 +85,14 @@ impl Rhythm {
     self.paying()
   }
 
+  /// The event loop took an answer `delay_ns` after it was woken; later than `BUSY_PICKUP_NS`
+  /// (it was busy) ends the run of close requests.
+  fn picked_up(&self, delay_ns: u64) {
+    if delay_ns > BUSY_PICKUP_NS {
+      self.close.store(0, Ordering::Release);
+    }
+  }
+
   fn paying(&self) -> bool {
     self.spin_ns > 0 && self.close.load(Ordering::Acquire) >= CLOSE_IN_A_ROW
   }
@@ -84,20 +104,26 @@ impl Rhythm {
 }
 
 /// How long the worker stays awake after the last answer or request: `FERROSESSION_STAY_AWAKE_US`
-/// (200 suits a sequential client here: its next request came 40-120 µs after its answer, the
-/// time JS takes to wake, run the callback and send again). Off by default: under HTTP load on 2
-/// cores, requests often go alone between bursts, and the spinning worker took CPU from the app
-/// and the server (express-session + RedisStore 0.92-0.94x of connect-redis with it, 0.99-1.15x
-/// without; one A/B run of 3 rounds).
+/// µs (0: never), 200 by default; never on a machine with one core.
 fn rhythm() -> &'static Rhythm {
   static RHYTHM: OnceLock<Rhythm> = OnceLock::new();
   RHYTHM.get_or_init(|| {
-    let spin_ns = std::env::var("FERROSESSION_STAY_AWAKE_US")
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let asked = std::env::var("FERROSESSION_STAY_AWAKE_US")
       .ok()
       .and_then(|v| v.trim().parse::<u64>().ok())
-      .map_or(0, |us| us.saturating_mul(1_000).min(SPIN_NS_MAX));
-    Rhythm::new(spin_ns)
+      .map(|us| us.saturating_mul(1_000).min(SPIN_NS_MAX));
+    Rhythm::new(spin_ns(asked, cores))
   })
+}
+
+fn spin_ns(asked: Option<u64>, cores: usize) -> u64 {
+  if cores < 2 { 0 } else { asked.unwrap_or(SPIN_NS_DEFAULT) }
+}
+
+/// Whether staying awake is on at all: callers skip their clock reads when it is not.
+pub fn enabled() -> bool {
+  rhythm().spin_ns > 0
 }
 static AWAKE: AtomicBool = AtomicBool::new(false);
 
@@ -113,6 +139,11 @@ pub fn request_arrived(alone: bool) {
   if r.spin_ns > 0 {
     r.request(now_ns(), alone);
   }
+}
+
+/// The event loop took answers `delay_ns` after it was woken for them.
+pub fn picked_up(delay_ns: u64) {
+  rhythm().picked_up(delay_ns);
 }
 
 /// An answer has gone to an event loop that was idle: stay awake for the next request if they
@@ -220,5 +251,25 @@ mod tests {
     // More requests without an answer in between (a burst) leave the run as it was.
     r.request(now + 10_000 * US, true);
     assert!(r.answer(now + 10_050 * US));
+  }
+
+  #[test]
+  fn an_answer_the_event_loop_took_late_turns_it_off() {
+    let (r, now) = after_twenty_close_requests();
+    r.picked_up(40 * US); // an idle event loop waking
+    assert!(r.answer(now));
+    r.picked_up(BUSY_PICKUP_NS + US); // a busy one
+    assert!(!r.stay(now + US));
+    r.request(now + 60 * US, true);
+    assert!(!r.answer(now + 120 * US), "runs of close requests count again from 0");
+  }
+
+  #[test]
+  fn on_by_default_on_two_cores_never_on_one() {
+    assert_eq!(spin_ns(None, 2), SPIN_NS_DEFAULT);
+    assert_eq!(spin_ns(Some(0), 8), 0);
+    assert_eq!(spin_ns(Some(50_000), 2), 50_000);
+    assert_eq!(spin_ns(None, 1), 0);
+    assert_eq!(spin_ns(Some(50_000), 1), 0);
   }
 }
