@@ -7,12 +7,13 @@
 //! first key; reads try every key, so keys rotate without logging anyone out. Keys are 32 raw
 //! bytes, or a passphrase stretched once at construction (PBKDF2-HMAC-SHA256).
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_trait::async_trait;
 use base64_simd::STANDARD;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::backend::{Backend, Reply, Request, Stored, merge_into_stored, run_one_plainly, stored_text};
 use crate::error::{BackendError, BackendResult};
@@ -20,6 +21,9 @@ use crate::error::{BackendError, BackendResult};
 const PREFIX: &str = "fse1:";
 const NONCE: usize = 12;
 const TAG: usize = 16;
+/// Nonces drawn from the OS per refill of a thread's supply: one `getrandom` call (about 1 µs on
+/// a virtual machine, a third of sealing 2 KB) serves this many writes.
+const NONCES_PER_DRAW: usize = 256;
 /// PBKDF2 rounds for passphrases (as connect-mongo's WebCrypto adapter).
 const ROUNDS: u32 = 310_000;
 const PASSPHRASE_SALT: &[u8] = b"ferrosession:encryption:v1";
@@ -48,10 +52,12 @@ pub fn encrypted(inner: Arc<dyn Backend>, config: &EncryptionConfig) -> BackendR
   Ok(Arc::new(Encrypted { inner, sealer }))
 }
 
+/// AES-256-GCM from ring (BoringSSL's assembly): sealing 2 KB measured 1.85 µs with its nonce
+/// against 3.33 µs with RustCrypto's aes-gcm, opening 0.69 µs against 2.27 µs, here.
 struct Sealer {
-  keys: Vec<Aes256Gcm>,
+  keys: Vec<LessSafeKey>,
   read_plaintext: bool,
-  connect_mongo: Option<Aes256Gcm>,
+  connect_mongo: Option<LessSafeKey>,
 }
 
 impl Sealer {
@@ -77,19 +83,19 @@ impl Sealer {
   }
 
   fn seal(&self, sid: &str, plaintext: &str) -> BackendResult<String> {
-    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-    let sealed = self.keys[0]
-      .encrypt(
-        &nonce,
-        Payload {
-          msg: plaintext.as_bytes(),
-          aad: sid.as_bytes(),
-        },
+    let nonce = fresh_nonce()?;
+    // nonce ‖ ciphertext ‖ tag in one buffer, the plaintext encrypted where it lies.
+    let mut bytes = Vec::with_capacity(NONCE + plaintext.len() + TAG);
+    bytes.extend_from_slice(&nonce);
+    bytes.extend_from_slice(plaintext.as_bytes());
+    let tag = self.keys[0]
+      .seal_in_place_separate_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(sid.as_bytes()),
+        &mut bytes[NONCE..],
       )
       .map_err(|_| BackendError::backend("the session could not be encrypted"))?;
-    let mut bytes = Vec::with_capacity(NONCE + sealed.len());
-    bytes.extend_from_slice(&nonce);
-    bytes.extend_from_slice(&sealed);
+    bytes.extend_from_slice(tag.as_ref());
     // One buffer of the final size: the quotes, the prefix, the base64 appended in place.
     let mut out = String::with_capacity(PREFIX.len() + 2 + STANDARD.encoded_length(bytes.len()));
     out.push('"');
@@ -117,17 +123,19 @@ impl Sealer {
         "the encrypted session is too short (tampered with?)",
       ));
     }
-    let (nonce, sealed) = bytes.split_at(NONCE);
-    for key in &self.keys {
-      if let Ok(plain) = key.decrypt(
-        Nonce::from_slice(nonce),
-        Payload {
-          msg: sealed,
-          aad: sid.as_bytes(),
-        },
-      ) {
+    let (last, others) = self
+      .keys
+      .split_last()
+      .unwrap_or_else(|| unreachable!("Sealer::new refuses no keys"));
+    // Opening works in place and leaves the buffer unusable when the key is wrong: every key but
+    // the last (rotation) tries a copy.
+    for key in others {
+      if let Some(plain) = opened_with(key, sid.as_bytes(), bytes.clone()) {
         return stored_text(plain);
       }
+    }
+    if let Some(plain) = opened_with(last, sid.as_bytes(), bytes) {
+      return stored_text(plain);
     }
     Err(BackendError::unparsable(format!(
       "the session cannot be decrypted with any of the {} configured keys (a key that is not in encryption.keys, a value copied from another session, or one tampered with)",
@@ -142,11 +150,9 @@ impl Sealer {
     if let Some(key) = &self.connect_mongo
       && let Ok(bytes) = STANDARD.decode_to_vec(unquoted)
       && bytes.len() >= NONCE + TAG
+      && let Some(plain) = opened_with(key, b"", bytes)
     {
-      let (nonce, sealed) = bytes.split_at(NONCE);
-      if let Ok(plain) = key.decrypt(Nonce::from_slice(nonce), sealed) {
-        return stored_text(plain);
-      }
+      return stored_text(plain);
     }
     if self.read_plaintext {
       return Ok(stored.to_string());
@@ -157,7 +163,7 @@ impl Sealer {
   }
 }
 
-fn key_of(i: usize, k: &EncryptionKey) -> BackendResult<Aes256Gcm> {
+fn key_of(i: usize, k: &EncryptionKey) -> BackendResult<LessSafeKey> {
   match (&k.raw, &k.passphrase) {
     (Some(raw), None) if raw.len() == 32 => Ok(cipher(raw)),
     (Some(raw), None) => Err(BackendError::invalid(format!(
@@ -201,8 +207,47 @@ fn stretch(secret: &[u8], salt: &[u8]) -> [u8; 32] {
   out
 }
 
-fn cipher(key: &[u8]) -> Aes256Gcm {
-  Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
+/// The AES-256-GCM key of 32 bytes (callers check the length).
+fn cipher(key: &[u8]) -> LessSafeKey {
+  LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).unwrap_or_else(|_| unreachable!("a 32-byte key")))
+}
+
+/// The plaintext of `nonce ‖ ciphertext ‖ tag` under `key` and `aad`, opened in place; None when
+/// it does not open (another key, another sid, tampered with).
+fn opened_with(key: &LessSafeKey, aad: &[u8], mut bytes: Vec<u8>) -> Option<Vec<u8>> {
+  if bytes.len() < NONCE + TAG {
+    return None;
+  }
+  let nonce = Nonce::try_assume_unique_for_key(&bytes[..NONCE]).ok()?;
+  let len = key
+    .open_in_place(nonce, Aad::from(aad), &mut bytes[NONCE..])
+    .ok()?
+    .len();
+  bytes.drain(..NONCE);
+  bytes.truncate(len);
+  Some(bytes)
+}
+
+/// A fresh random nonce. Nonces are stored in clear, so a thread keeps a supply drawn from the OS
+/// in one call and hands each out once (a nonce used twice under one key would break GCM).
+fn fresh_nonce() -> BackendResult<[u8; NONCE]> {
+  thread_local! {
+    static SUPPLY: RefCell<(Vec<u8>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+  }
+  SUPPLY.with(|supply| {
+    let (bytes, used) = &mut *supply.borrow_mut();
+    if *used + NONCE > bytes.len() {
+      bytes.resize(NONCE * NONCES_PER_DRAW, 0);
+      SystemRandom::new()
+        .fill(bytes)
+        .map_err(|_| BackendError::backend("the OS gave no randomness for a nonce"))?;
+      *used = 0;
+    }
+    let mut nonce = [0u8; NONCE];
+    nonce.copy_from_slice(&bytes[*used..*used + NONCE]);
+    *used += NONCE;
+    Ok(nonce)
+  })
 }
 
 /// The backend behind encryption: values sealed on the way in, opened on the way out; the rest
@@ -422,6 +467,27 @@ mod tests {
       connect_mongo_secret: None,
     };
     Sealer::new(&options).unwrap_or_else(|e| panic!("{}", e.detail))
+  }
+
+  #[test]
+  fn values_sealed_before_the_switch_to_ring_still_open() {
+    // Written by the build that sealed with RustCrypto's aes-gcm (key 32 x 7, sid "sid-kat"):
+    // the stored format is plain AES-256-GCM, so changing the implementation changes no byte.
+    let sealed = r#""fse1:Zc5hyMxmwlYP47HhlditphITwT663fkNf7OutlPNJaoJxzwrebfptYJBdenkL2izIWwBhATB7zcLUJG2g5Rixxy07XOgatFXgdUNffriEDFtsb17iMA=""#;
+    let plain = r#"{"cookie":{"originalMaxAge":null},"v":"sealed by aes-gcm"}"#;
+    assert_eq!(
+      sealer(&[&[7; 32]], false).open("sid-kat", sealed).ok().as_deref(),
+      Some(plain)
+    );
+    assert!(sealer(&[&[7; 32]], false).open("sid-other", sealed).is_err());
+  }
+
+  #[test]
+  fn every_nonce_is_fresh_across_refills() {
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..NONCES_PER_DRAW * 3 {
+      assert!(seen.insert(fresh_nonce().unwrap_or_default()), "a nonce came twice");
+    }
   }
 
   #[test]
