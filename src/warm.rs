@@ -5,7 +5,7 @@
 //! worker twice (JS hands it the request; the server's answer arrives) where a pure-JS client
 //! wakes only the event loop: an app that makes one request at a time paid that on every request
 //! (Redis 0.66-0.77x of ioredis one at a time). So once requests sent alone (nothing else in
-//! flight) have followed their answers within the spin time (200 µs) several times in a row, and
+//! flight) have followed their answers within the spin time (e.g. 200 µs) several times in a row, and
 //! the event loop took each answer as soon as it came, the worker stays awake while they keep
 //! coming that close, polling for work instead of sleeping, and sleeps again the spin time after
 //! the last answer or request. This is KVM's halt polling in small: bounded, and only where it
@@ -13,11 +13,14 @@
 //!
 //! What turns it off: a request that comes later than the spin time, a batch, or an answer the
 //! event loop took late (it was busy with other work). The last two mean the app is under load,
-//! where a spinning worker takes CPU from the app and the server: under HTTP load on 2 cores,
-//! spinning on the rhythm alone cost express-session + RedisStore 6-18 % of its throughput,
-//! because between bursts requests do go alone; a busy event loop is what tells load apart from
-//! an app waiting for its answer. A machine with one core never spins: the worker would take it
-//! from the event loop it waits for. `FERROSESSION_STAY_AWAKE_US` sets the spin time (0: never).
+//! where a spinning worker takes CPU from the app and the server. A machine with one core never
+//! spins: the worker would take it from the event loop it waits for.
+//!
+//! Off unless `FERROSESSION_STAY_AWAKE_US` sets the spin time: with 200 on by default, HTTP load
+//! on 2 cores still lost throughput where express-session saves through RedisStore (write-heavy
+//! 0.86x of connect-redis against 1.09x without, same build, 3 rounds), although the busy-loop
+//! check kept `session()` + RedisStore whole; one request at a time gained (Redis get 200 B 1.03x
+//! of ioredis in a full run, 0.84x without).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -28,9 +31,6 @@ const SPIN_NS_MAX: u64 = 10_000_000;
 /// Requests in a row that must come within the spin time of their answer before the worker
 /// stays awake.
 const CLOSE_IN_A_ROW: u32 = 8;
-/// The default spin time: a sequential client here sent its next request 40-120 µs after its
-/// answer (the time JS takes to wake, run the callback and send again).
-const SPIN_NS_DEFAULT: u64 = 200_000;
 /// An event loop that takes an answer later than this after it was woken was busy, not waiting:
 /// an idle one wakes in 20-35 µs here, and one HTTP request keeps it busy for 100 µs or more.
 const BUSY_PICKUP_NS: u64 = 100_000;
@@ -104,7 +104,8 @@ impl Rhythm {
 }
 
 /// How long the worker stays awake after the last answer or request: `FERROSESSION_STAY_AWAKE_US`
-/// µs (0: never), 200 by default; never on a machine with one core.
+/// µs (unset or 0: never; 200 suits a sequential client, whose next request came 40-120 µs after
+/// its answer here); never on a machine with one core.
 fn rhythm() -> &'static Rhythm {
   static RHYTHM: OnceLock<Rhythm> = OnceLock::new();
   RHYTHM.get_or_init(|| {
@@ -118,7 +119,7 @@ fn rhythm() -> &'static Rhythm {
 }
 
 fn spin_ns(asked: Option<u64>, cores: usize) -> u64 {
-  if cores < 2 { 0 } else { asked.unwrap_or(SPIN_NS_DEFAULT) }
+  if cores < 2 { 0 } else { asked.unwrap_or(0) }
 }
 
 /// Whether staying awake is on at all: callers skip their clock reads when it is not.
@@ -265,8 +266,9 @@ mod tests {
   }
 
   #[test]
-  fn on_by_default_on_two_cores_never_on_one() {
-    assert_eq!(spin_ns(None, 2), SPIN_NS_DEFAULT);
+  fn off_unless_asked_and_never_on_one_core() {
+    assert_eq!(spin_ns(None, 2), 0);
+    assert_eq!(spin_ns(Some(200_000), 2), 200_000);
     assert_eq!(spin_ns(Some(0), 8), 0);
     assert_eq!(spin_ns(Some(50_000), 2), 50_000);
     assert_eq!(spin_ns(None, 1), 0);
