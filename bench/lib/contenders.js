@@ -15,6 +15,8 @@ const MYSQL_URL = process.env.MYSQL_URL || 'mysql://root@127.0.0.1:3306/test'
 const PREFIX = `bench:${process.pid}:`
 const TABLE = `bench_${process.pid}`
 const sqliteDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-bench-'))
+// Every run makes it, only SQLite's cleanup used to remove it: runs without SQLite left it behind.
+process.once('exit', () => fs.rmSync(sqliteDir, { recursive: true, force: true }))
 const SQLITE_FILE = path.join(sqliteDir, 'bench.sqlite')
 
 const backends = {
