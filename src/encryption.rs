@@ -74,7 +74,8 @@ impl Sealer {
     let connect_mongo = o
       .connect_mongo_secret
       .as_deref()
-      .map(|secret| cipher(&stretch(secret.as_bytes(), CONNECT_MONGO_SALT)));
+      .map(|secret| cipher(&stretch(secret.as_bytes(), CONNECT_MONGO_SALT)))
+      .transpose()?;
     Ok(Self {
       keys,
       read_plaintext: o.read_plaintext,
@@ -123,19 +124,18 @@ impl Sealer {
         "the encrypted session is too short (tampered with?)",
       ));
     }
-    let (last, others) = self
-      .keys
-      .split_last()
-      .unwrap_or_else(|| unreachable!("Sealer::new refuses no keys"));
     // Opening works in place and leaves the buffer unusable when the key is wrong: every key but
     // the last (rotation) tries a copy.
-    for key in others {
-      if let Some(plain) = opened_with(key, sid.as_bytes(), bytes.clone()) {
+    let mut bytes = Some(bytes);
+    for (i, key) in self.keys.iter().enumerate() {
+      let attempt = if i + 1 == self.keys.len() {
+        bytes.take()
+      } else {
+        bytes.clone()
+      };
+      if let Some(plain) = attempt.and_then(|b| opened_with(key, sid.as_bytes(), b)) {
         return stored_text(plain);
       }
-    }
-    if let Some(plain) = opened_with(last, sid.as_bytes(), bytes) {
-      return stored_text(plain);
     }
     Err(BackendError::unparsable(format!(
       "the session cannot be decrypted with any of the {} configured keys (a key that is not in encryption.keys, a value copied from another session, or one tampered with)",
@@ -149,7 +149,6 @@ impl Sealer {
   fn open_other(&self, stored: &str, unquoted: &str) -> BackendResult<String> {
     if let Some(key) = &self.connect_mongo
       && let Ok(bytes) = STANDARD.decode_to_vec(unquoted)
-      && bytes.len() >= NONCE + TAG
       && let Some(plain) = opened_with(key, b"", bytes)
     {
       return stored_text(plain);
@@ -165,12 +164,12 @@ impl Sealer {
 
 fn key_of(i: usize, k: &EncryptionKey) -> BackendResult<LessSafeKey> {
   match (&k.raw, &k.passphrase) {
-    (Some(raw), None) if raw.len() == 32 => Ok(cipher(raw)),
+    (Some(raw), None) if raw.len() == 32 => cipher(raw),
     (Some(raw), None) => Err(BackendError::invalid(format!(
       "encryption.keys[{i}] is {} bytes; a raw key is 32 bytes (or give a passphrase string)",
       raw.len()
     ))),
-    (None, Some(p)) if p.len() >= 16 => Ok(cipher(&stretch(p.as_bytes(), PASSPHRASE_SALT))),
+    (None, Some(p)) if p.len() >= 16 => cipher(&stretch(p.as_bytes(), PASSPHRASE_SALT)),
     (None, Some(_)) => Err(BackendError::invalid(format!(
       "encryption.keys[{i}] is a passphrase shorter than 16 characters"
     ))),
@@ -207,9 +206,11 @@ fn stretch(secret: &[u8], salt: &[u8]) -> [u8; 32] {
   out
 }
 
-/// The AES-256-GCM key of 32 bytes (callers check the length).
-fn cipher(key: &[u8]) -> LessSafeKey {
-  LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).unwrap_or_else(|_| unreachable!("a 32-byte key")))
+/// The AES-256-GCM key of `key` (32 bytes; ring refuses any other length).
+fn cipher(key: &[u8]) -> BackendResult<LessSafeKey> {
+  UnboundKey::new(&AES_256_GCM, key)
+    .map(LessSafeKey::new)
+    .map_err(|_| BackendError::invalid(format!("an AES-256 key is 32 bytes, not {}", key.len())))
 }
 
 /// The plaintext of `nonce ‖ ciphertext ‖ tag` under `key` and `aad`, opened in place; None when

@@ -144,7 +144,10 @@ pub fn request_arrived(alone: bool) {
 
 /// The event loop took answers `delay_ns` after it was woken for them.
 pub fn picked_up(delay_ns: u64) {
-  rhythm().picked_up(delay_ns);
+  let r = rhythm();
+  if r.spin_ns > 0 {
+    r.picked_up(delay_ns);
+  }
 }
 
 /// An answer has gone to an event loop that was idle: stay awake for the next request if they
