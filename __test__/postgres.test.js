@@ -193,6 +193,59 @@ describe('columns and timeouts', () => {
   })
 })
 
+describe('a batch runs as one statement per kind', () => {
+  /** A table of `type` whose writes are counted per statement (a statement-level trigger). */
+  async function countedTable (type, table = `counted_${type}`) {
+    const t = `${q(schemaName)}.${q(table)}`
+    await pool.query(`CREATE TABLE ${t} (sid varchar PRIMARY KEY, sess ${type} NOT NULL, expire timestamp(6) NOT NULL)`)
+    await pool.query(`CREATE TABLE ${q(schemaName)}.${q(table + '_statements')} (op text)`)
+    await pool.query(`CREATE FUNCTION ${q(schemaName)}.${q(table + '_count')}() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO ${q(schemaName)}.${q(table + '_statements')} VALUES (TG_OP); RETURN NULL; END $$`)
+    await pool.query(`CREATE TRIGGER counted AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION ${q(schemaName)}.${q(table + '_count')}()`)
+    const statements = async (op) => {
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM ${q(schemaName)}.${q(table + '_statements')} WHERE op = $1`, [op])
+      await pool.query(`DELETE FROM ${q(schemaName)}.${q(table + '_statements')}`)
+      return rows[0].n
+    }
+    return { table, statements }
+  }
+  const N = 40
+  const sids = Array.from({ length: N }, (_, i) => `b${i}`)
+  /** `make(sid)` for every sid in one turn, while another request is in flight (so they batch). */
+  const together = (s, make) => Promise.all([s.get('in-flight'), ...sids.map(make)])
+
+  test.each(['json', 'jsonb', 'text'])('%s column: sets, gets, touches and destroys of one turn each take a few statements, not one per session', async (type) => {
+    const { table, statements } = await countedTable(type)
+    const s = store({ tableName: table })
+    await s.set('warm', sessionData())
+    await statements('INSERT')
+    await together(s, (sid) => s.set(sid, sessionData(60000, { sid })))
+    expect(await statements('INSERT')).toBeLessThanOrEqual(4)
+    const got = await together(s, (sid) => s.get(sid))
+    expect(got.slice(1).map((g) => g.sid)).toEqual(sids)
+    const later = sessionData(600000)
+    await together(s, (sid) => s.touch(sid, { ...later, sid }))
+    expect(await statements('UPDATE')).toBeLessThanOrEqual(4)
+    for (const sid of ['b0', `b${N - 1}`]) expect((await s.get(sid)).cookie.expires).toBe(later.cookie.expires)
+    await together(s, (sid) => s.destroy(sid))
+    expect(await statements('DELETE')).toBeLessThanOrEqual(4)
+    expect(await s.ids()).toEqual(['warm'])
+  })
+
+  test('a value the column refuses fails only its own request; the rest of the batch is stored', async () => {
+    const { table } = await countedTable('json', 'refusing_json')
+    // A serializer that writes one session as something that is not JSON: the json column refuses it.
+    const serializer = { stringify: (sess) => (sess.broken ? 'not json' : JSON.stringify(sess)), parse: JSON.parse }
+    const s = store({ tableName: table, serializer })
+    await s.set('warm', sessionData())
+    const results = await together(s, (sid) => s.set(sid, sessionData(60000, { sid, broken: sid === 'b7' })).then(() => 'ok', (e) => e))
+    const failed = results.slice(1).map((r, i) => [sids[i], r]).filter(([, r]) => r !== 'ok')
+    expect(failed.map(([sid]) => sid)).toEqual(['b7'])
+    expect(failed[0][1].message).toMatch(/ferrosession postgres set: .*json/)
+    expect((await s.ids()).length).toBe(N) // warm and every sid but b7
+  })
+})
+
 describe('idle connections', () => {
   const connections = async (name) => (await pool.query(
     'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [name])).rows[0].n

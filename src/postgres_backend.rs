@@ -15,9 +15,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Config, NoTls, Row, Statement};
 
-use crate::backend::{Backend, Stored};
+use crate::backend::{Backend, Reply, Request, Stored};
 use crate::defaults::{self, Common};
-use crate::error::{BackendError, BackendResult};
+use crate::error::{BackendError, BackendResult, ErrorKind};
 use crate::postgres_config::{self, Connection, Connector};
 use crate::shared_pool::{self, SharedPools};
 use crate::sql::{self, Statements};
@@ -94,6 +94,8 @@ impl Layout {
 /// The table's statements plus what PostgreSQL needs besides them.
 struct TableSql {
   ops: Statements,
+  /// A batch's requests of one kind as one statement over arrays (`run_batch`).
+  many: ManySql,
   /// Reads nothing, but tells the `sess` column's type.
   probe_sess: String,
   create: Vec<String>,
@@ -101,6 +103,17 @@ struct TableSql {
   lock_key: String,
   /// `"schema"."table"` as the user would write it, for error messages.
   display: String,
+}
+
+/// One statement per kind for a whole batch: the sids (and values, expiries) go as arrays and
+/// the server walks them with `unnest`, so a batch costs one statement and one commit per kind
+/// instead of one per request. `{type}` and `{sess}` are filled in once the `sess` column's type
+/// is known (`batch_sql`).
+struct ManySql {
+  get: String,
+  set: String,
+  touch: String,
+  destroy: String,
 }
 
 pub struct PostgresBackend {
@@ -119,6 +132,7 @@ pub struct PostgresBackend {
   /// The `sess` column's type, seen when a statement reading it was prepared.
   sess_type: std::sync::OnceLock<Type>,
   touch_sql: tokio::sync::OnceCell<String>,
+  batch_sql: tokio::sync::OnceCell<ManySql>,
   settings_source: Option<String>,
 }
 
@@ -236,8 +250,19 @@ impl PostgresBackend {
       reaping: AtomicBool::new(false),
       sess_type: std::sync::OnceLock::new(),
       touch_sql: tokio::sync::OnceCell::new(),
+      batch_sql: tokio::sync::OnceCell::new(),
       settings_source: o.settings_source.clone(),
     })
+  }
+
+  /// The `sess` column's type, learnt once: preparing a statement that reads it records it
+  /// (check_type).
+  async fn sess_column(&self) -> BackendResult<Type> {
+    if self.sess_type.get().is_none() {
+      let probe = format!("{} LIMIT 0", self.sql.probe_sess);
+      self.run(&probe, &[], (NONE, &[Slot::Sess]), |_, _| Ok(())).await?;
+    }
+    Ok(self.sess_type.get().cloned().unwrap_or(Type::JSON))
   }
 
   /// The touch statement for this table's `sess` column type, learnt once.
@@ -245,22 +270,30 @@ impl PostgresBackend {
     self
       .touch_sql
       .get_or_try_init(|| async {
-        let probe = format!("{} LIMIT 0", self.sql.probe_sess);
-        // Preparing it records the column's type (check_type).
-        self.run(&probe, &[], (NONE, &[Slot::Sess]), |_, _| Ok(())).await?;
-        let column = self.sess_type.get().cloned().unwrap_or(Type::JSON);
-        let sess = match column {
-          // Only a date is replaced: a browser-session cookie (`expires: null`) stays one.
-          Type::JSONB => "CASE WHEN jsonb_typeof(sess->'cookie'->'expires') = 'string' \
-                          THEN jsonb_set(sess, '{cookie,expires}', to_jsonb($4::text), false) ELSE sess END"
-            .to_string(),
-          Type::JSON => format!("regexp_replace(sess::text, {EXPIRES_IN_COOKIE}, '\\1' || $4::text || '\"')::json"),
-          _ => format!("regexp_replace(sess, {EXPIRES_IN_COOKIE}, '\\1' || $4::text || '\"')"),
-        };
+        let sess = expires_rewritten(&self.sess_column().await?, "sess", "$4::text");
         Ok::<String, BackendError>(self.sql.ops.touch.replace("{sess}", &sess))
       })
       .await
       .map(String::as_str)
+  }
+
+  /// The batch statements for this table's `sess` column type, learnt once.
+  async fn batch_sql(&self) -> BackendResult<&ManySql> {
+    self
+      .batch_sql
+      .get_or_try_init(|| async {
+        let column = self.sess_column().await?;
+        let many = &self.sql.many;
+        Ok::<ManySql, BackendError>(ManySql {
+          get: many.get.clone(),
+          set: many.set.replace("{type}", column.name()),
+          touch: many
+            .touch
+            .replace("{sess}", &expires_rewritten(&column, "cur.sess", "u.iso")),
+          destroy: many.destroy.clone(),
+        })
+      })
+      .await
   }
 
   /// Closes pooled connections idle for longer than `idleTimeout`, from the first use on, for as
@@ -418,6 +451,175 @@ impl PostgresBackend {
   }
 }
 
+/// The requests of one kind a batch runs as one statement: where each sits in the batch, and
+/// the columns of its arrays.
+#[derive(Default)]
+struct Many<'a> {
+  index: Vec<usize>,
+  sids: Vec<&'a str>,
+  values: Vec<JsonText<'a>>,
+  secs: Vec<f64>,
+  iso: Vec<String>,
+  now_ms: f64,
+}
+
+impl<'a> Many<'a> {
+  fn push(&mut self, i: usize, sid: &'a str, now_ms: f64) {
+    self.now_ms = if self.index.is_empty() {
+      now_ms
+    } else {
+      self.now_ms.min(now_ms)
+    };
+    self.index.push(i);
+    self.sids.push(sid);
+  }
+
+  /// One statement names each row once, and a lone request gains nothing: those run alone.
+  /// (Sids in a batch are distinct; the check keeps a duplicate an ordinary request.)
+  fn worth_it(&self) -> bool {
+    let mut sids = self.sids.clone();
+    sids.sort_unstable();
+    sids.dedup();
+    self.index.len() >= 2 && sids.len() == self.index.len()
+  }
+}
+
+/// A batch sorted by kind. The earliest `now` of a kind stands for all of it: its requests were
+/// made within one turn of the event loop, and JS checks every cookie's expiry again to the ms.
+struct Kinds<'a> {
+  gets: Many<'a>,
+  sets: Many<'a>,
+  touches: Many<'a>,
+  destroys: Many<'a>,
+}
+
+impl<'a> Kinds<'a> {
+  fn of(requests: &'a [Request], layout: Layout) -> Self {
+    let mut k = Kinds {
+      gets: Many::default(),
+      sets: Many::default(),
+      touches: Many::default(),
+      destroys: Many::default(),
+    };
+    for (i, request) in requests.iter().enumerate() {
+      match request {
+        Request::Get { sid, now_ms } => k.gets.push(i, sid, *now_ms),
+        Request::Set {
+          sid,
+          value,
+          expires_at_ms: Some(at),
+          now_ms,
+        } => {
+          k.sets.push(i, sid, *now_ms);
+          k.sets.values.push(JsonText(value));
+          k.sets.secs.push(layout.secs(*at));
+        }
+        Request::Touch {
+          sid,
+          expires_at_ms: Some(at),
+          now_ms,
+        } => {
+          k.touches.push(i, sid, *now_ms);
+          k.touches.secs.push(layout.secs(*at));
+          k.touches.iso.push(crate::clock::iso_from_ms(*at));
+        }
+        Request::Destroy { sid } => k.destroys.push(i, sid, 0.0),
+        _ => {}
+      }
+    }
+    for many in [&mut k.gets, &mut k.sets, &mut k.touches, &mut k.destroys] {
+      if !many.worth_it() {
+        *many = Many::default();
+      }
+    }
+    k
+  }
+
+  fn worth_batching(&self) -> bool {
+    [&self.gets, &self.sets, &self.touches, &self.destroys]
+      .iter()
+      .any(|m| !m.index.is_empty())
+  }
+
+  fn batched(&self, i: usize) -> bool {
+    [&self.gets, &self.sets, &self.touches, &self.destroys]
+      .iter()
+      .any(|m| m.index.contains(&i))
+  }
+}
+
+impl PostgresBackend {
+  /// The answers of one kind's statement; if the server refused it (a value one of them
+  /// cannot store, say), each request again on its own, so only what is wrong fails.
+  async fn each_or_one(
+    &self,
+    requests: &[Request],
+    index: &[usize],
+    many: impl std::future::Future<Output = BackendResult<Vec<Reply>>>,
+  ) -> Vec<BackendResult<Reply>> {
+    if index.is_empty() {
+      return Vec::new();
+    }
+    match many.await {
+      Ok(replies) => replies.into_iter().map(Ok).collect(),
+      Err(e) if !matches!(e.kind, ErrorKind::Backend) => index.iter().map(|_| Err(e.clone())).collect(),
+      Err(_) => {
+        let alone = index.iter().filter_map(|&i| requests.get(i)).map(|r| self.run_one(r));
+        futures_util::future::join_all(alone).await
+      }
+    }
+  }
+
+  async fn get_many(&self, sql: &str, gets: &Many<'_>) -> BackendResult<Vec<Reply>> {
+    if gets.index.is_empty() {
+      return Ok(Vec::new());
+    }
+    let read = |rows: Vec<Row>, b: &Self| -> BackendResult<Vec<(String, Stored)>> {
+      rows
+        .iter()
+        .map(|r| {
+          let sid = r.try_get::<_, String>(0).map_err(|e| b.classify(&e))?;
+          let value = r.try_get::<_, StoredJson>(1).map_err(|e| b.classify(&e))?.0;
+          let expires_at_ms = r.try_get::<_, Option<f64>>(2).map_err(|e| b.classify(&e))?;
+          Ok((sid, Stored { value, expires_at_ms }))
+        })
+        .collect()
+    };
+    let params: &[&(dyn ToSql + Sync)] = &[&gets.sids, &self.layout.secs(gets.now_ms)];
+    let mut rows = self
+      .run(sql, params, (NONE, &[Slot::Sid, Slot::Sess, Slot::Other]), read)
+      .await?;
+    Ok(
+      gets
+        .sids
+        .iter()
+        .map(|sid| {
+          let at = rows.iter().position(|(s, _)| s == sid);
+          Reply::Got(at.map(|at| rows.swap_remove(at).1))
+        })
+        .collect(),
+    )
+  }
+
+  async fn set_many(&self, sql: &str, sets: &Many<'_>) -> BackendResult<Vec<Reply>> {
+    let params: &[&(dyn ToSql + Sync)] = &[&sets.values, &sets.secs, &sets.sids];
+    self.run(sql, params, (NONE, NONE), nothing).await?;
+    Ok(sets.index.iter().map(|_| Reply::Done).collect())
+  }
+
+  async fn touch_many(&self, sql: &str, touches: &Many<'_>) -> BackendResult<Vec<Reply>> {
+    let now = self.layout.secs(touches.now_ms);
+    let params: &[&(dyn ToSql + Sync)] = &[&touches.sids, &touches.secs, &touches.iso, &now];
+    self.run(sql, params, (NONE, NONE), nothing).await?;
+    Ok(touches.index.iter().map(|_| Reply::Done).collect())
+  }
+
+  async fn destroy_many(&self, sql: &str, destroys: &Many<'_>) -> BackendResult<Vec<Reply>> {
+    self.run(sql, &[&destroys.sids], (NONE, NONE), nothing).await?;
+    Ok(destroys.index.iter().map(|_| Reply::Done).collect())
+  }
+}
+
 impl PostgresBackend {
   /// Which server the store tried, and where those settings came from: what a user needs when
   /// the connection fails (above all when nothing was configured and defaults were used).
@@ -463,6 +665,21 @@ fn is_unreachable(e: &tokio_postgres::Error) -> bool {
     "unexpected message from server",
   ];
   e.is_closed() || SOCKET_KINDS.iter().any(|k| e.to_string().starts_with(k))
+}
+
+/// The SQL for `sess` (the column as `sess` names it) with its cookie's `expires` replaced by
+/// the text `iso`. Only a date is replaced: a browser-session cookie (`expires: null`) stays one.
+/// For a json or text column the 24 characters of the `Date#toISOString` text are replaced where
+/// the session starts with its cookie; a jsonb column is edited as JSON.
+fn expires_rewritten(column: &Type, sess: &str, iso: &str) -> String {
+  match *column {
+    Type::JSONB => format!(
+      "CASE WHEN jsonb_typeof({sess}->'cookie'->'expires') = 'string' \
+       THEN jsonb_set({sess}, '{{cookie,expires}}', to_jsonb({iso}), false) ELSE {sess} END"
+    ),
+    Type::JSON => format!("regexp_replace({sess}::text, {EXPIRES_IN_COOKIE}, '\\1' || {iso} || '\"')::json"),
+    _ => format!("regexp_replace({sess}, {EXPIRES_IN_COOKIE}, '\\1' || {iso} || '\"')"),
+  }
 }
 
 /// The cookie's `expires` where a session's JSON starts with its cookie: `\1` is what comes before
@@ -534,9 +751,7 @@ fn statements(layout: Layout, schema: Option<&str>, table: &str, sid_column: &st
     // Sends only the new expiry, and only for a live row (a destroyed or expired session stays
     // gone): the expiry column as the anchor's touch writes it, and the cookie's `expires` inside
     // `sess` rewritten in place by the server, so the stored cookie stays current to the ms.
-    // For a json or text column the 24 characters of the `Date#toISOString` text are replaced
-    // where the session starts with its cookie; a jsonb column is edited as JSON. (`{sess}` is
-    // filled in per column type: `touch_sql`.)
+    // (`{sess}` is filled in per column type: `touch_sql`, `expires_rewritten`.)
     touch: format!(
       "UPDATE {t} SET {expire} = to_timestamp($1), sess = {{sess}} WHERE {sid} = $2 AND {expire} {live} to_timestamp($3)"
     ),
@@ -547,6 +762,25 @@ fn statements(layout: Layout, schema: Option<&str>, table: &str, sid_column: &st
     clear: format!("WITH removed AS (DELETE FROM {t} RETURNING 1) SELECT count(*) FROM removed"),
     prune: format!("DELETE FROM {t} WHERE {expire} < to_timestamp($1)"),
   };
+  // The same statements over arrays. The target row is `cur`, the batch's row `u`: a sid column
+  // named like one of `u`'s columns cannot make a name ambiguous.
+  let many = ManySql {
+    get: format!(
+      "SELECT {sid}, sess, (extract(epoch FROM {expire}::timestamptz) * 1000)::float8 FROM {t} \
+       WHERE {sid} = ANY($1::text[]) AND {expire} {live} to_timestamp($2)"
+    ),
+    set: format!(
+      "INSERT INTO {t} (sess, {expire}, {sid}) SELECT u.sess, to_timestamp(u.secs), u.sid \
+       FROM unnest($1::{{type}}[], $2::float8[], $3::text[]) AS u(sess, secs, sid) \
+       ON CONFLICT ({sid}) DO UPDATE SET sess = excluded.sess, {expire} = excluded.{expire}"
+    ),
+    touch: format!(
+      "UPDATE {t} AS cur SET {expire} = to_timestamp(u.secs), sess = {{sess}} \
+       FROM unnest($1::text[], $2::float8[], $3::text[]) AS u(sid, secs, iso) \
+       WHERE cur.{sid} = u.sid AND cur.{expire} {live} to_timestamp($4)"
+    ),
+    destroy: format!("DELETE FROM {t} WHERE {sid} = ANY($1::text[])"),
+  };
   let display = match schema {
     Some(s) => format!("{s:?}.{table:?}"),
     None => format!("{table:?}"),
@@ -554,6 +788,7 @@ fn statements(layout: Layout, schema: Option<&str>, table: &str, sid_column: &st
   let probe_sess = format!("SELECT sess FROM {t}");
   Ok(TableSql {
     ops,
+    many,
     probe_sess,
     create,
     lock_key: format!("ferrosession:{t}"),
@@ -696,6 +931,64 @@ impl Backend for PostgresBackend {
 
   async fn destroy(&self, sid: &str) -> BackendResult<()> {
     self.run(&self.sql.ops.destroy, &[&sid], (SID, NONE), nothing).await
+  }
+
+  /// A batch's gets, sets, touches and destroys as one statement per kind over arrays (sids
+  /// in a batch are distinct: `sid_order::waves`), the kinds concurrently on pooled
+  /// connections. A statement the server refuses is run again request by request, so each
+  /// request gets its own answer (one bad value fails only itself).
+  async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
+    let kinds = Kinds::of(requests, self.layout);
+    if !kinds.worth_batching() {
+      return None;
+    }
+    let sql = match self.batch_sql().await {
+      Ok(sql) => sql,
+      Err(e) => return Some(requests.iter().map(|_| Err(e.clone())).collect()),
+    };
+    let kinds = &kinds;
+    let others = requests.iter().enumerate().map(|(i, r)| async move {
+      match kinds.batched(i) {
+        true => None,
+        false => Some(self.run_one(r).await),
+      }
+    });
+    let (found, written, (touched, destroyed), mut answers) = futures_util::future::join4(
+      self.each_or_one(requests, &kinds.gets.index, self.get_many(&sql.get, &kinds.gets)),
+      self.each_or_one(requests, &kinds.sets.index, self.set_many(&sql.set, &kinds.sets)),
+      futures_util::future::join(
+        self.each_or_one(
+          requests,
+          &kinds.touches.index,
+          self.touch_many(&sql.touch, &kinds.touches),
+        ),
+        self.each_or_one(
+          requests,
+          &kinds.destroys.index,
+          self.destroy_many(&sql.destroy, &kinds.destroys),
+        ),
+      ),
+      futures_util::future::join_all(others),
+    )
+    .await;
+    for (indices, results) in [
+      (&kinds.gets.index, found),
+      (&kinds.sets.index, written),
+      (&kinds.touches.index, touched),
+      (&kinds.destroys.index, destroyed),
+    ] {
+      for (&i, result) in indices.iter().zip(results) {
+        if let Some(slot) = answers.get_mut(i) {
+          *slot = Some(result);
+        }
+      }
+    }
+    Some(
+      answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(BackendError::backend("the batch gave no answer to this request"))))
+        .collect(),
+    )
   }
 
   async fn ids(&self, now_ms: f64) -> BackendResult<Vec<String>> {
