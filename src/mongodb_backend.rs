@@ -213,10 +213,12 @@ impl MongoBackend {
     doc! { "$or": [ { "expires": { "$exists": false } }, { "expires": { "$gt": date(now_ms) } } ] }
   }
 
-  /// The document of `sid`, if it is live.
+  /// The document of `sid`, if it is live. `_id` comes first, as in connect-mongo's queries: a
+  /// server that plans by the first indexed field (SecantusDB does) then looks the document up
+  /// by its id instead of walking every live session (10x slower touches there).
   fn live_one(sid: &str, now_ms: f64) -> Document {
-    let mut filter = Self::live(now_ms);
-    filter.insert("_id", sid);
+    let mut filter = doc! { "_id": sid };
+    filter.extend(Self::live(now_ms));
     filter
   }
 
