@@ -58,6 +58,12 @@ async function makeStore (name) {
       await store.ready
       return store
     }
+    case 'ferrosession mongodb':
+      return new ferro.MongoStore({ mongoUrl: process.env.MONGO_URL, dbName: 'bench', collectionName: table })
+    case 'connect-mongo 6 + mongodb 7':
+      // A collection of its own, its TTL index not created: SecantusDB refuses connect-mongo's
+      // `background: true` index beside ours (mongod ignores that option); no run lasts an hour.
+      return require('connect-mongo').MongoStore.create({ mongoUrl: process.env.MONGO_URL, dbName: 'bench', collectionName: `${table}_anchor`, autoRemove: 'disabled' })
     case 'ferrosession sqlite': return new ferro.SqliteStore({ path: process.env.SQLITE_FILE, cleanupInterval: 0 })
     case 'ferrosession memory': return new ferro.MemoryStore()
     case 'express-session MemoryStore': return new session.MemoryStore()

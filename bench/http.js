@@ -1,7 +1,7 @@
 'use strict'
 // HTTP: the same Express app on each store, in its own process, loaded by autocannon from this
 // process for a bounded time with a pool of existing session cookies; read-heavy (90% /read) and
-// write-heavy (50% /write) mixes, and the app without sessions as the ceiling.
+// write-heavy (50% /write) mixes for every group, and the app without sessions as the ceiling.
 
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
@@ -25,6 +25,8 @@ const CONTENDERS = {
   'connect-session-knex 5 + pg': { store: 'connect-session-knex 5 + pg' },
   'ferrosession knex mysql': { store: 'ferrosession knex mysql' },
   'connect-session-knex 5 + mysql2': { store: 'connect-session-knex 5 + mysql2' },
+  'ferrosession mongodb': { store: 'ferrosession mongodb' },
+  'connect-mongo 6 + mongodb 7': { store: 'connect-mongo 6 + mongodb 7' },
   'ferrosession sqlite': { store: 'ferrosession sqlite' },
   'ferrosession memory': { store: 'ferrosession memory' },
   'express-session MemoryStore': { store: 'express-session MemoryStore' },
@@ -41,8 +43,10 @@ const GROUPS = {
   redis: { ours: 'ferrosession redis', anchors: ['connect-redis 10 + redis 6', 'connect-redis 8.1 + ioredis 6'] },
   postgres: { ours: 'ferrosession postgres', anchors: ['connect-pg-simple 10 + pg Pool(10)'] },
   mysql: { ours: 'ferrosession mysql', anchors: ['express-mysql-session 3 + mysql2'] },
-  'knex postgres': { ours: 'ferrosession knex postgres', anchors: ['connect-session-knex 5 + pg'], mixes: ['read-heavy'] },
-  'knex mysql': { ours: 'ferrosession knex mysql', anchors: ['connect-session-knex 5 + mysql2'], mixes: ['read-heavy'] },
+  'knex postgres': { ours: 'ferrosession knex postgres', anchors: ['connect-session-knex 5 + pg'] },
+  'knex mysql': { ours: 'ferrosession knex mysql', anchors: ['connect-session-knex 5 + mysql2'] },
+  // On SecantusDB (started for this group): see bench/lib/contenders.js on what its ratios mean.
+  mongodb: { ours: 'ferrosession mongodb', anchors: ['connect-mongo 6 + mongodb 7'], server: 'mongodb' },
   embedded: { ours: 'ferrosession sqlite', anchors: ['express-session MemoryStore'], context: ['ferrosession memory'] },
   'middleware redis': {
     ours: 'session() · ferrosession redis',
@@ -79,11 +83,11 @@ function eventLoopCpuNs (pid) {
   }
 }
 
-async function startApp (label, sqliteFile) {
+async function startApp (label, sqliteFile, mongoUrl) {
   const { middleware = 'express-session', store, merge = true } = CONTENDERS[label]
   const port = await freePort()
   const child = spawn(process.execPath, [path.join(__dirname, 'http-app.js')], {
-    env: { ...process.env, BENCH_ID: String(process.pid), MIDDLEWARE: middleware, STORE: store, MERGE: String(merge), PORT: String(port), SQLITE_FILE: sqliteFile },
+    env: { ...process.env, BENCH_ID: String(process.pid), MIDDLEWARE: middleware, STORE: store, MERGE: String(merge), PORT: String(port), SQLITE_FILE: sqliteFile, MONGO_URL: mongoUrl || '' },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   await new Promise((resolve, reject) => {
@@ -140,13 +144,16 @@ async function removeBenchData () {
 async function runHttp ({ only, rounds, seconds, log }) {
   const rows = []
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-bench-http-'))
+  let mongo = null // the MongoDB-compatible server, while a group that needs it runs
   try {
-    for (const [group, { ours, anchors, context = [], ceiling = false, mixes = Object.keys(MIXES) }] of Object.entries(GROUPS)) {
+    for (const [group, { ours, anchors, context = [], ceiling = false, server }] of Object.entries(GROUPS)) {
       if (only.length && !only.some((o) => group.split(' ').includes(o)) && group !== 'ceiling') continue
       const stores = [ours, ...anchors, ...context, ...(ceiling ? ['none'] : [])]
+      // Its data lives in memory: stopping it afterwards removes what the apps stored.
+      if (server === 'mongodb') mongo = await require('../scripts/mongo-server').startMongoServer()
       const apps = {}
-      for (const s of stores) apps[s] = await startApp(s, path.join(dir, `${s.replace(/\W/g, '_')}.sqlite`))
-      for (const mix of mixes) {
+      for (const s of stores) apps[s] = await startApp(s, path.join(dir, `${s.replace(/\W/g, '_')}.sqlite`), mongo && mongo.url)
+      for (const mix of Object.keys(MIXES)) {
         const readShare = MIXES[mix]
         const samples = Object.fromEntries(stores.map((s) => [s, []]))
         for (let r = 0; r < rounds; r++) {
@@ -183,8 +190,11 @@ async function runHttp ({ only, rounds, seconds, log }) {
         apps[s].child.kill('SIGTERM')
         await new Promise((resolve) => apps[s].child.once('exit', resolve))
       }
+      if (mongo) await mongo.stop()
+      mongo = null
     }
   } finally {
+    if (mongo) await mongo.stop()
     fs.rmSync(dir, { recursive: true, force: true })
     await removeBenchData()
   }

@@ -1,7 +1,8 @@
 'use strict'
 // npm run bench: ferrosession against the anchor stores, measured side by side in one run, with
 // results as ratios to the best anchor. Writes bench/RESULTS.md.
-//   node --expose-gc bench/index.js [--sections=store,http,sign,memory] [--only=redis,postgres,sqlite,memory]
+//   node --expose-gc bench/index.js [--sections=store,http,encryption,sign,memory]
+//                                   [--only=redis,postgres,mysql,knex_postgres,knex_mysql,sqlite,mongodb,memory]
 //                                   [--rounds=N] [--full] [--quick]
 
 const { execSync } = require('node:child_process')
@@ -12,6 +13,7 @@ const { runStoreOps } = require('./store-ops')
 const { runHttp } = require('./http')
 const { runSign } = require('./sign')
 const { runMemoryFootprint } = require('./memory-footprint')
+const { runEncryption } = require('./encryption')
 const { hasSchedstat } = require('./lib/measure')
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => {
@@ -28,7 +30,7 @@ const opts = {
   seconds: quick ? 2 : 4,
   log: (line) => console.log(line)
 }
-const sections = args.sections ? list(args.sections) : ['store', 'http', 'sign', 'memory']
+const sections = args.sections ? list(args.sections) : ['store', 'http', 'encryption', 'sign', 'memory']
 
 function machine () {
   const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [0, os.cpus()[0].model])[1]
@@ -54,6 +56,7 @@ async function main () {
   if (sections.includes('store')) { console.log('store operations'); results.store = await runStoreOps(opts) }
   if (sections.includes('memory')) { console.log('memory footprint'); results.memory = runMemoryFootprint(opts) }
   if (sections.includes('http')) { console.log('http'); results.http = await runHttp(opts) }
+  if (sections.includes('encryption')) { console.log('encryption at rest'); results.encryption = await runEncryption({ rounds: opts.rounds, ms: quick ? 1000 : 2000 }) }
   const command = `node --expose-gc bench/index.js ${process.argv.slice(2).join(' ')}`.trim()
   const md = require('./report').render({ started, env, command, results, opts, hasSchedstat })
   const file = path.resolve(__dirname, args.out || 'RESULTS.md')

@@ -1,7 +1,7 @@
 'use strict'
 // Store operations, ours against the anchors of each backend: get/set/touch/destroy on sessions
 // of ~200 B, 2 KB and 20 KB with 1, 64 and 256 operations in flight, against 10,000 existing
-// sessions. Contenders alternate within every round (A B C, then B C A, ...) and each round's
+// sessions (fewer where a backend says so: `seeded`). Contenders alternate within every round (A B C, then B C A, ...) and each round's
 // ratio compares ours with the best anchor of that same round.
 
 const { backends } = require('./lib/contenders')
@@ -25,6 +25,7 @@ const DEFAULT_PLAN = {
   knex_postgres: cells(['get', 'set', 'touch'], [2048], [64]),
   knex_mysql: cells(['get', 'set', 'touch'], [2048], [64]),
   sqlite: cells(['get', 'set'], [2048], [1, 64]),
+  mongodb: [...cells(['get', 'set', 'touch', 'destroy'], [2048], [64]), ...cells(['get', 'set'], [2048], [1])],
   memory: cells(['get', 'set'], [2048], [1, 256])
 }
 const FULL_PLAN = Object.fromEntries(Object.keys(DEFAULT_PLAN).map((b) =>
@@ -36,10 +37,10 @@ function cells (ops, sizes, inflights) {
   return out
 }
 
-async function seed (store, size) {
+async function seed (store, size, count) {
   const sess = sessionOfSize(size)
   const batch = []
-  for (let i = 0; i < SEEDED; i++) {
+  for (let i = 0; i < count; i++) {
     batch.push(new Promise((resolve, reject) => store.set(`s${i}`, sess, (err) => (err ? reject(err) : resolve()))))
     if (batch.length === 256) await Promise.all(batch.splice(0))
   }
@@ -51,15 +52,17 @@ async function runStoreOps ({ only, full, rounds, durationMs, log }) {
   const rows = []
   for (const [name, backend] of Object.entries(backends)) {
     if (only.length && !only.includes(name)) continue
+    if (backend.start) await backend.start()
     const names = Object.keys(backend.contenders)
+    const seeded = backend.seeded || SEEDED
     const made = {}
     for (const c of names) made[c] = await backend.contenders[c]()
     const serverCpu = backend.serverCpu ? await backend.serverCpu() : null
     let seededSize = null
     for (const cell of plan[name]) {
       if (cell.size !== seededSize) {
-        log(`  seeding ${SEEDED} sessions of ${cell.size} B for ${name}`)
-        for (const c of backend.separateData ? names : [names[0]]) await seed(made[c].store, cell.size)
+        log(`  seeding ${seeded} sessions of ${cell.size} B for ${name}`)
+        for (const c of backend.separateData ? names : [names[0]]) await seed(made[c].store, cell.size, seeded)
         seededSize = cell.size
       }
       const payload = sessionOfSize(cell.size)
@@ -67,13 +70,13 @@ async function runStoreOps ({ only, full, rounds, durationMs, log }) {
       for (let r = 0; r < rounds; r++) {
         const order = names.map((_, k) => names[(k + r) % names.length])
         for (const c of order) {
-          const opts = { op: cell.op, inflight: cell.inflight, durationMs, pick: (i) => `s${(i * 7919) % SEEDED}`, payload: () => payload }
+          const opts = { op: cell.op, inflight: cell.inflight, durationMs, pick: (i) => `s${(i * 7919) % seeded}`, payload: () => payload }
           if (r === 0) await run(made[c].store, { ...opts, durationMs: 100 }) // warm-up, not recorded
           const server0 = serverCpu ? await serverCpu.read() : 0
           const m = await run(made[c].store, opts)
           m.serverCpuUsPerOp = serverCpu ? (await serverCpu.read() - server0) / m.ops : NaN
           samples[c].push(m)
-          if (cell.op === 'destroy') await seed(made[c].store, cell.size) // put them back
+          if (cell.op === 'destroy') await seed(made[c].store, cell.size, seeded) // put them back
         }
       }
       rows.push(...summarise(name, cell, samples))

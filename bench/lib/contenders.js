@@ -18,6 +18,7 @@ const sqliteDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferro-bench-'))
 // Every run makes it, only SQLite's cleanup used to remove it: runs without SQLite left it behind.
 process.once('exit', () => fs.rmSync(sqliteDir, { recursive: true, force: true }))
 const SQLITE_FILE = path.join(sqliteDir, 'bench.sqlite')
+let mongoServer = null
 
 const backends = {
   redis: {
@@ -171,6 +172,42 @@ const backends = {
     },
     async cleanup () {
       fs.rmSync(sqliteDir, { recursive: true, force: true })
+    }
+  },
+
+  mongodb: {
+    // SecantusDB (scripts/mongo-server.js), started for this backend and stopped after it: a
+    // Python server, much slower than mongod, so its ratios show client-side cost under a slow
+    // server rather than what a real MongoDB deployment would reach.
+    // It scans its collection for a lookup by _id: 10,000 sessions of 2 KB make every request
+    // take seconds. 500 keep it answering within the bench's timings.
+    seeded: 500,
+    async start () {
+      mongoServer = await require('../../scripts/mongo-server').startMongoServer()
+      // A run that fails half-way must not leave the server behind.
+      process.once('exit', () => { try { if (mongoServer) process.kill(mongoServer.pid, 'SIGKILL') } catch { /* already gone */ } })
+    },
+    contenders: {
+      async ferrosession () {
+        const store = new ferro.MongoStore({ mongoUrl: mongoServer.url, dbName: 'bench', collectionName: TABLE })
+        await store.ready()
+        return { store, close: () => store.close() }
+      },
+      async 'connect-mongo 6 + mongodb 7' () {
+        const { MongoStore } = require('connect-mongo')
+        // Ours made the TTL index already; SecantusDB refuses connect-mongo's identical one
+        // because it adds `background: true` (mongod ignores that option), so it skips creating it.
+        const store = MongoStore.create({ mongoUrl: mongoServer.url, dbName: 'bench', collectionName: TABLE, autoRemove: 'disabled' })
+        return { store, close: () => store.close() }
+      }
+    },
+    async serverCpu () {
+      const { pidCpuUs } = require('./server-cpu')
+      return { read: async () => pidCpuUs(mongoServer.pid), close: async () => {} }
+    },
+    async cleanup () {
+      await mongoServer.stop()
+      mongoServer = null
     }
   },
 

@@ -92,7 +92,7 @@ function run (store, { op, inflight, durationMs, pick, payload }) {
 /**
  * The A/B benchmarks' loop (bench/encryption.js, bench/metrics-cost.js): each store of `variants`
  * seeded with `KEYS` sessions of 2 KB, then `ops` at 64 in flight, the variants alternating within
- * every round so drift hits them alike. Resolves with { [op]: { [variant]: [run, ...] } }.
+ * every round (and which goes first alternating between rounds) so drift hits them alike. Resolves with { [op]: { [variant]: [run, ...] } }.
  */
 async function interleaved (variants, { ops, rounds, ms }) {
   const KEYS = 1000
@@ -101,7 +101,10 @@ async function interleaved (variants, { ops, rounds, ms }) {
   const results = {}
   for (let round = 0; round < rounds; round++) {
     for (const op of ops) {
-      for (const [name, store] of Object.entries(variants)) {
+      // Who goes first swaps every round: the second run of a pair meets a warmer server.
+      const order = Object.entries(variants)
+      if (round % 2) order.reverse()
+      for (const [name, store] of order) {
         if (global.gc) global.gc()
         const r = await run(store, { op, inflight: 64, durationMs: ms, pick: (i) => `s${i % KEYS}`, payload: (i) => sessions[i % KEYS] })
         ;((results[op] ??= {})[name] ??= []).push(r)

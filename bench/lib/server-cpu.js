@@ -1,6 +1,7 @@
 'use strict'
 // CPU time the database servers spend, to compare per operation: Redis reports its own in INFO;
-// for PostgreSQL and MariaDB (same machine) we add up utime+stime of their server processes.
+// for PostgreSQL and MariaDB (same machine) we add up utime+stime of their server processes,
+// for the MongoDB-compatible test server that of its one process.
 
 const fs = require('node:fs')
 
@@ -14,21 +15,27 @@ async function redisCpuUs (client) {
 
 /** utime+stime of every process whose command name is `name` (postgres, mariadbd). */
 function processCpuUs (names) {
-  let ticks = 0
+  let us = 0
   for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
-      if (!names.includes(comm)) continue
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(fields[11]) + Number(fields[12]) // utime, stime
-    } catch { /* the process ended meanwhile */ }
+    if (/^\d+$/.test(pid)) us += pidCpuUs(pid, names)
   }
-  return ticks * (1e6 / CLK_TCK)
+  return us
+}
+
+/** utime+stime of one process (0 if it has ended, or if `names` is given and it is not one of them). */
+function pidCpuUs (pid, names = null) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+    if (names && !names.includes(comm)) return 0
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * (1e6 / CLK_TCK) // utime, stime
+  } catch {
+    return 0 // the process ended meanwhile
+  }
 }
 
 const postgresCpuUs = () => processCpuUs(['postgres'])
 const mysqlCpuUs = () => processCpuUs(['mariadbd', 'mysqld'])
 
-module.exports = { redisCpuUs, postgresCpuUs, mysqlCpuUs }
+module.exports = { redisCpuUs, postgresCpuUs, mysqlCpuUs, pidCpuUs }
