@@ -182,6 +182,20 @@ describe('expiry', () => {
     expect(expires.getTime() - before).toBeGreaterThanOrEqual(1209600000 - 5)
     expect(expires.getTime() - before).toBeLessThanOrEqual(1209600000 + 1000)
   })
+
+  test('a document whose expires is not a date is live while its cookie is, as the TTL index keeps it; a past date is gone', async () => {
+    const name = collectionName()
+    const a = ours({ collectionName: name, autoRemove: 'disabled' })
+    await raw(name).insertMany([
+      { _id: 'odd', session: JSON.stringify(sessionData(60000, { who: 'odd' })), expires: 'tomorrow' },
+      { _id: 'none', session: JSON.stringify(sessionData(60000, { who: 'none' })) },
+      { _id: 'past', session: JSON.stringify(sessionData(60000, { who: 'past' })), expires: new Date(Date.now() - 1000) }
+    ])
+    expect((await a.get('odd')).who).toBe('odd')
+    expect((await a.get('none')).who).toBe('none')
+    expect(await a.get('past')).toBeNull()
+    expect((await a.ids()).sort()).toEqual(['none', 'odd'])
+  })
 })
 
 describe('requests made in one turn (sent as one update command and one find)', () => {

@@ -209,8 +209,12 @@ impl MongoBackend {
     }
   }
 
+  /// Not expired at `now_ms`: no `expires`, or one after now. One condition on one field where
+  /// connect-mongo writes an `$or` of `$exists: false` and `$gt` (SecantusDB answered that `$or`
+  /// 5-10x slower, touch above all). Unlike the `$or`, it also keeps a document whose `expires`
+  /// is not a date, as the server's TTL index does (it never removes one).
   fn live(now_ms: f64) -> Document {
-    doc! { "$or": [ { "expires": { "$exists": false } }, { "expires": { "$gt": date(now_ms) } } ] }
+    doc! { "expires": { "$not": { "$lte": date(now_ms) } } }
   }
 
   /// The document of `sid`, if it is live. `_id` comes first, as in connect-mongo's queries: a

@@ -235,9 +235,9 @@ impl MongoBackend {
     let earliest = gets.iter().map(|g| g.2).fold(f64::INFINITY, f64::min);
     let found = async {
       let collection = self.collection().await?;
-      let mut filter = Self::live(earliest);
       let sids: Vec<&str> = gets.iter().map(|g| g.1).collect();
-      filter.insert("_id", doc! { "$in": sids });
+      let mut filter = doc! { "_id": { "$in": sids } };
+      filter.extend(Self::live(earliest));
       collection
         .find(filter)
         .await
