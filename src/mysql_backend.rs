@@ -129,6 +129,14 @@ impl Layout {
   }
 }
 
+/// A batched write's answer; a request the batch gave no answer fails rather than succeeding
+/// unseen.
+fn done(answer: Option<BackendResult<()>>) -> BackendResult<Reply> {
+  answer
+    .unwrap_or_else(|| Err(BackendError::backend("the batch gave no answer to this request")))
+    .map(|()| Reply::Done)
+}
+
 /// What a statement's packet carries beyond its sid and value (header, statement id, types, the
 /// expiry), rounded up.
 const PACKET_OVERHEAD: u64 = 1024;
@@ -829,11 +837,11 @@ impl Backend for MysqlBackend {
       } else if let Some(at) = gets.iter().position(|g| g.0 == i) {
         results.push(std::mem::replace(&mut found[at], Ok(None)).map(Reply::Got));
       } else if touches.iter().any(|t| t.0 == i) {
-        results.push(touched.next().unwrap_or(Ok(())).map(|()| Reply::Done));
+        results.push(done(touched.next()));
       } else if destroys.iter().any(|d| d.0 == i) {
-        results.push(destroyed.next().unwrap_or(Ok(())).map(|()| Reply::Done));
+        results.push(done(destroyed.next()));
       } else {
-        results.push(stored.next().unwrap_or(Ok(())).map(|()| Reply::Done));
+        results.push(done(stored.next()));
       }
     }
     Some(results)
