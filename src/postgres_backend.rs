@@ -535,16 +535,16 @@ impl<'a> Kinds<'a> {
     k
   }
 
-  fn worth_batching(&self) -> bool {
+  fn all(&self) -> [&Many<'a>; 4] {
     [&self.gets, &self.sets, &self.touches, &self.destroys]
-      .iter()
-      .any(|m| !m.index.is_empty())
+  }
+
+  fn worth_batching(&self) -> bool {
+    self.all().iter().any(|m| !m.index.is_empty())
   }
 
   fn batched(&self, i: usize) -> bool {
-    [&self.gets, &self.sets, &self.touches, &self.destroys]
-      .iter()
-      .any(|m| m.index.contains(&i))
+    self.all().iter().any(|m| m.index.contains(&i))
   }
 }
 
@@ -971,13 +971,8 @@ impl Backend for PostgresBackend {
       futures_util::future::join_all(others),
     )
     .await;
-    for (indices, results) in [
-      (&kinds.gets.index, found),
-      (&kinds.sets.index, written),
-      (&kinds.touches.index, touched),
-      (&kinds.destroys.index, destroyed),
-    ] {
-      for (&i, result) in indices.iter().zip(results) {
+    for (many, results) in kinds.all().into_iter().zip([found, written, touched, destroyed]) {
+      for (&i, result) in many.index.iter().zip(results) {
         if let Some(slot) = answers.get_mut(i) {
           *slot = Some(result);
         }
