@@ -195,6 +195,9 @@ describe('expiry', () => {
     expect((await a.get('none')).who).toBe('none')
     expect(await a.get('past')).toBeNull()
     expect((await a.ids()).sort()).toEqual(['none', 'odd'])
+    // Read in one turn (one find, each document then checked on its own clock): the same answers.
+    const [, odd, none, past] = await Promise.all([a.get('first'), a.get('odd'), a.get('none'), a.get('past')])
+    expect([odd && odd.who, none && none.who, past]).toEqual(['odd', 'none', null])
   })
 })
 
@@ -227,6 +230,9 @@ describe('requests made in one turn (sent as one update command and one find)', 
     expect(await raw(name).findOne({ _id: 'never-was' })).toBeNull()
     const same = await raw(name).findOne({ _id: 'same' })
     expect(same.createdAt).toBeInstanceOf(Date) // the upsert's $setOnInsert ran
+    // Destroys of one turn (one delete command): each gone, an unknown sid no error, others kept.
+    await Promise.all([a.get('warm'), a.destroy('same'), a.destroy('other'), a.destroy('never-was')])
+    expect((await raw(name).find({}).toArray()).map((d) => d._id).sort()).toEqual(['stale', 'warm'])
   })
 })
 

@@ -17,6 +17,7 @@
 )]
 
 mod backend;
+mod batch_kinds;
 mod clock;
 mod defaults;
 mod dispatch;

@@ -549,8 +549,9 @@ impl Backend for MongoBackend {
     }
   }
 
+  /// A wave's requests as one command per kind (`batch.rs`).
   async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
-    self.batch(requests).await
+    crate::batch_kinds::run(self, requests).await
   }
 
   async fn close(&self) {

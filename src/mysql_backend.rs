@@ -15,6 +15,7 @@ use mysql_async::{
 };
 
 use crate::backend::{Backend, Reply, Request, Stored, stored_text};
+use crate::batch_kinds::{self, Answers, ByKind, Destroy, Get, Group, Set, Touch};
 use crate::defaults::{self, Common};
 use crate::error::{BackendError, BackendResult};
 use crate::shared_pool::{self, SharedPools};
@@ -127,14 +128,6 @@ impl Layout {
       _ => None,
     }
   }
-}
-
-/// A batched write's answer; a request the batch gave no answer fails rather than succeeding
-/// unseen.
-fn done(answer: Option<BackendResult<()>>) -> BackendResult<Reply> {
-  answer
-    .unwrap_or_else(|| Err(BackendError::backend("the batch gave no answer to this request")))
-    .map(|()| Reply::Done)
 }
 
 /// What a statement's packet carries beyond its sid and value (header, statement id, types, the
@@ -369,108 +362,6 @@ impl MysqlBackend {
     }
   }
 
-  /// Each of `sets` (index, sid, value, expiry) written by one statement, in order (a sid given
-  /// twice ends as its last value, as one after the other would). If the statement fails, each
-  /// is written on its own, so that every request gets its own answer.
-  async fn set_many(&self, sets: &[(usize, &str, &str, f64)]) -> Vec<BackendResult<()>> {
-    if sets.is_empty() {
-      return Vec::new();
-    }
-    let (insert, update) = &self.sql.set_many;
-    let rows = vec!["(?, ?, ?)"; sets.len()].join(", ");
-    let statement = format!("{insert}{rows}{update}");
-    let mut params = Vec::with_capacity(sets.len() * 3);
-    for (_, sid, value, at) in sets {
-      params.extend([Value::from(*sid), self.layout.stamp(*at), Value::from(*value)]);
-    }
-    // Together too big for one packet: each on its own (and each checked on its own).
-    let size: usize = sets.iter().map(|(_, sid, value, _)| sid.len() + value.len() + 32).sum();
-    if self.check_size(size).await.is_ok() && self.change(&statement, params).await.is_ok() {
-      return sets.iter().map(|_| Ok(())).collect();
-    }
-    let mut results = Vec::with_capacity(sets.len());
-    for (_, sid, value, at) in sets {
-      results.push(self.set(sid, value, Some(*at), 0.0).await);
-    }
-    results
-  }
-
-  /// Each of `touches` (index, sid, expiry, now) moved by one UPDATE, in order; each on its own
-  /// if that fails.
-  async fn touch_many(&self, touches: &[(usize, &str, f64, f64)]) -> Vec<BackendResult<()>> {
-    if touches.is_empty() {
-      return Vec::new();
-    }
-    let [head, middle, tail, end] = &self.sql.touch_many;
-    let whens = vec!["WHEN BINARY ? THEN ?"; touches.len()].join(" ");
-    let marks = vec!["BINARY ?"; touches.len()].join(", ");
-    let statement = format!("{head}{whens}{middle}{whens}{tail}{marks}{end}");
-    let now = touches.iter().map(|t| t.3).fold(f64::INFINITY, f64::min);
-    let mut params = Vec::with_capacity(touches.len() * 5 + 1);
-    for (_, sid, at, _) in touches {
-      params.extend([Value::from(*sid), self.layout.stamp(*at)]);
-    }
-    for (_, sid, at, _) in touches {
-      params.extend([Value::from(*sid), Value::from(crate::clock::iso_from_ms(*at))]);
-    }
-    params.extend(touches.iter().map(|t| Value::from(t.1)));
-    params.push(self.layout.stamp(now));
-    if self.change(&statement, params).await.is_ok() {
-      return touches.iter().map(|_| Ok(())).collect();
-    }
-    let mut results = Vec::with_capacity(touches.len());
-    for (_, sid, at, now) in touches {
-      results.push(self.touch(sid, Some(*at), *now).await);
-    }
-    results
-  }
-
-  /// Each of `destroys` (index, sid) removed by one DELETE; each on its own if that fails.
-  async fn destroy_many(&self, destroys: &[(usize, &str)]) -> Vec<BackendResult<()>> {
-    if destroys.is_empty() {
-      return Vec::new();
-    }
-    let marks = vec!["BINARY ?"; destroys.len()].join(", ");
-    let statement = format!("{}({marks})", self.sql.destroy_many);
-    let params = destroys.iter().map(|(_, sid)| Value::from(*sid)).collect();
-    if self.change(&statement, params).await.is_ok() {
-      return destroys.iter().map(|_| Ok(())).collect();
-    }
-    let mut results = Vec::with_capacity(destroys.len());
-    for (_, sid) in destroys {
-      results.push(self.destroy(sid).await);
-    }
-    results
-  }
-
-  /// Each of `gets` (index, sid, now) answered from one query, in order.
-  async fn get_many(&self, gets: &[(usize, &str, f64)]) -> BackendResult<Vec<Option<Stored>>> {
-    if gets.is_empty() {
-      return Ok(Vec::new());
-    }
-    // The earliest "now" of the batch: its requests were made within one turn of the event loop,
-    // and JS checks every cookie's expiry again to the millisecond.
-    let now = gets.iter().map(|(_, _, now)| *now).fold(f64::INFINITY, f64::min);
-    let marks = vec!["BINARY ?"; gets.len()].join(", ");
-    let statement = format!("{}({marks}) AND {} >= ?", self.sql.get_many, self.sql.expires_column);
-    let mut params: Vec<Value> = gets.iter().map(|(_, sid, _)| Value::from(*sid)).collect();
-    params.push(self.layout.stamp(now));
-    let rows = self.rows(&statement, params).await?;
-    // The same sid may be asked for more than once in a batch: each gets its own copy.
-    gets
-      .iter()
-      .map(|(_, sid, _)| {
-        let exact = rows
-          .iter()
-          .find(|r| matches!(r.as_ref(2), Some(Value::Bytes(b)) if b.as_slice() == sid.as_bytes()));
-        match exact {
-          Some(row) => self.first_stored(sid, vec![row.clone()]),
-          None => Ok(None),
-        }
-      })
-      .collect()
-  }
-
   fn check_sid(&self, sid: &str) -> BackendResult<()> {
     let max = self.layout.max_sid_chars();
     let length = sid.chars().count();
@@ -644,6 +535,99 @@ fn fnv1a(bytes: &[u8]) -> u64 {
   })
 }
 
+/// A wave's gets as one `IN (...)` query, its sets as one multi-row `INSERT`, its touches as one
+/// `UPDATE` and its destroys as one `DELETE`: one statement and one round trip each instead of
+/// one per request (the server's and the runtime's work per statement is what limited
+/// throughput).
+#[async_trait]
+impl ByKind for MysqlBackend {
+  /// A sid the column cannot hold, or a set that never expires, is refused on its own.
+  fn combinable(&self, request: &Request) -> bool {
+    self.check_sid(request.sid()).is_ok()
+      && !matches!(
+        request,
+        Request::Set {
+          expires_at_ms: None,
+          ..
+        }
+      )
+  }
+
+  /// A wave's sets as one multi-row `INSERT` (`run_batch`). Together too big for one packet:
+  /// refused before it is sent, and `batch_kinds` then writes (and checks) each on its own.
+  async fn set_many(&self, sets: &Group<Set<'_>>) -> Answers {
+    let size: usize = sets.items.iter().map(|s| s.sid.len() + s.value.len() + 32).sum();
+    self.check_size(size).await?;
+    let (insert, update) = &self.sql.set_many;
+    let rows = vec!["(?, ?, ?)"; sets.items.len()].join(", ");
+    let statement = format!("{insert}{rows}{update}");
+    let mut params = Vec::with_capacity(sets.items.len() * 3);
+    for set in &sets.items {
+      // Only sets that expire are combined (`combinable`).
+      let at = set.expires_at_ms.unwrap_or(f64::INFINITY);
+      params.extend([Value::from(set.sid), self.layout.stamp(at), Value::from(set.value)]);
+    }
+    self.change(&statement, params).await?;
+    batch_kinds::all_done(sets)
+  }
+
+  /// A wave's touches as one `UPDATE`, each row's new expiry and cookie date by a `CASE`.
+  async fn touch_many(&self, touches: &Group<Touch<'_>>) -> Answers {
+    let [head, middle, tail, end] = &self.sql.touch_many;
+    let whens = vec!["WHEN BINARY ? THEN ?"; touches.items.len()].join(" ");
+    let marks = vec!["BINARY ?"; touches.items.len()].join(", ");
+    let statement = format!("{head}{whens}{middle}{whens}{tail}{marks}{end}");
+    let now = batch_kinds::earliest(touches.items.iter().map(|t| t.now_ms));
+    let mut params = Vec::with_capacity(touches.items.len() * 5 + 1);
+    for touch in &touches.items {
+      params.extend([Value::from(touch.sid), self.layout.stamp(touch.expires_at_ms)]);
+    }
+    for touch in &touches.items {
+      let iso = crate::clock::iso_from_ms(touch.expires_at_ms);
+      params.extend([Value::from(touch.sid), Value::from(iso)]);
+    }
+    params.extend(touches.sids().into_iter().map(Value::from));
+    params.push(self.layout.stamp(now));
+    self.change(&statement, params).await?;
+    batch_kinds::all_done(touches)
+  }
+
+  /// A wave's destroys as one `DELETE`.
+  async fn destroy_many(&self, destroys: &Group<Destroy<'_>>) -> Answers {
+    let marks = vec!["BINARY ?"; destroys.items.len()].join(", ");
+    let statement = format!("{}({marks})", self.sql.destroy_many);
+    self
+      .change(&statement, destroys.sids().into_iter().map(Value::from).collect())
+      .await?;
+    batch_kinds::all_done(destroys)
+  }
+
+  /// A wave's gets as one `IN (...)` query; each get then takes the row of exactly its sid.
+  async fn get_many(&self, gets: &Group<Get<'_>>) -> Answers {
+    let now = batch_kinds::earliest(gets.items.iter().map(|g| g.now_ms));
+    let marks = vec!["BINARY ?"; gets.items.len()].join(", ");
+    let statement = format!("{}({marks}) AND {} >= ?", self.sql.get_many, self.sql.expires_column);
+    let mut params: Vec<Value> = gets.sids().into_iter().map(Value::from).collect();
+    params.push(self.layout.stamp(now));
+    let rows = self.rows(&statement, params).await?;
+    Ok(
+      gets
+        .items
+        .iter()
+        .map(|get| {
+          let exact = rows
+            .iter()
+            .find(|r| matches!(r.as_ref(2), Some(Value::Bytes(b)) if b.as_slice() == get.sid.as_bytes()));
+          match exact {
+            Some(row) => self.first_stored(get.sid, vec![row.clone()]).map(Reply::Got),
+            None => Ok(Reply::Got(None)),
+          }
+        })
+        .collect(),
+    )
+  }
+}
+
 #[async_trait]
 impl Backend for MysqlBackend {
   fn name(&self) -> &'static str {
@@ -740,111 +724,9 @@ impl Backend for MysqlBackend {
     self.change(&self.sql.ops.clear, vec![]).await
   }
 
-  /// A batch's gets as one `IN (...)` query, its sets as one multi-row `INSERT`, its touches as
-  /// one `UPDATE` and its destroys as one `DELETE`: one statement and one round trip each
-  /// instead of one per request (the server's and the runtime's work per statement is what
-  /// limited throughput).
+  /// A wave's gets, sets, touches and destroys as one statement per kind (`ByKind` below).
   async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
-    let gets: Vec<(usize, &str, f64)> = requests
-      .iter()
-      .enumerate()
-      .filter_map(|(i, r)| match r {
-        Request::Get { sid, now_ms } if self.check_sid(sid).is_ok() => Some((i, sid.as_str(), *now_ms)),
-        _ => None,
-      })
-      .collect();
-    let sets: Vec<(usize, &str, &str, f64)> = requests
-      .iter()
-      .enumerate()
-      .filter_map(|(i, r)| match r {
-        Request::Set {
-          sid,
-          value,
-          expires_at_ms: Some(at),
-          ..
-        } if self.check_sid(sid).is_ok() => Some((i, sid.as_str(), value.as_str(), *at)),
-        _ => None,
-      })
-      .collect();
-    let mut touches: Vec<(usize, &str, f64, f64)> = requests
-      .iter()
-      .enumerate()
-      .filter_map(|(i, r)| match r {
-        Request::Touch {
-          sid,
-          expires_at_ms: Some(at),
-          now_ms,
-        } if self.check_sid(sid).is_ok() => Some((i, sid.as_str(), *at, *now_ms)),
-        _ => None,
-      })
-      .collect();
-    // One UPDATE names each row once: a sid touched twice in a batch goes on its own.
-    let mut seen = Vec::new();
-    touches.retain(|t| {
-      let first = !seen.contains(&t.1);
-      seen.push(t.1);
-      first
-    });
-    let destroys: Vec<(usize, &str)> = requests
-      .iter()
-      .enumerate()
-      .filter_map(|(i, r)| match r {
-        Request::Destroy { sid } if self.check_sid(sid).is_ok() => Some((i, sid.as_str())),
-        _ => None,
-      })
-      .collect();
-    if gets.len() < 2 && sets.len() < 2 && touches.len() < 2 && destroys.len() < 2 {
-      return None;
-    }
-    let gets = if gets.len() >= 2 { gets } else { Vec::new() };
-    let sets = if sets.len() >= 2 { sets } else { Vec::new() };
-    let touches = if touches.len() >= 2 { touches } else { Vec::new() };
-    let destroys = if destroys.len() >= 2 { destroys } else { Vec::new() };
-    let batched: Vec<usize> = gets
-      .iter()
-      .map(|g| g.0)
-      .chain(sets.iter().map(|s| s.0))
-      .chain(touches.iter().map(|t| t.0))
-      .chain(destroys.iter().map(|d| d.0))
-      .collect();
-    let batched = &batched;
-    let others = requests.iter().enumerate().map(|(i, r)| async move {
-      if batched.contains(&i) {
-        return None;
-      }
-      Some(self.run_one(r).await)
-    });
-    // The sets first: a get later in the same batch reads what was written before it.
-    let stored = self.set_many(&sets).await;
-    let (found, touched, destroyed, mut others) = futures_util::future::join4(
-      self.get_many(&gets),
-      self.touch_many(&touches),
-      self.destroy_many(&destroys),
-      futures_util::future::join_all(others),
-    )
-    .await;
-    let mut found = match found {
-      Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
-      Err(e) => gets.iter().map(|_| Err(e.clone())).collect(),
-    };
-    let mut stored = stored.into_iter();
-    let mut touched = touched.into_iter();
-    let mut destroyed = destroyed.into_iter();
-    let mut results = Vec::with_capacity(requests.len());
-    for (i, other) in others.iter_mut().enumerate() {
-      if let Some(result) = other.take() {
-        results.push(result);
-      } else if let Some(at) = gets.iter().position(|g| g.0 == i) {
-        results.push(std::mem::replace(&mut found[at], Ok(None)).map(Reply::Got));
-      } else if touches.iter().any(|t| t.0 == i) {
-        results.push(done(touched.next()));
-      } else if destroys.iter().any(|d| d.0 == i) {
-        results.push(done(destroyed.next()));
-      } else {
-        results.push(done(stored.next()));
-      }
-    }
-    Some(results)
+    batch_kinds::run(self, requests).await
   }
 
   /// Deletes expired rows unless another process holds the prune lock right now (`GET_LOCK` with

@@ -16,8 +16,9 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Config, NoTls, Row, Statement};
 
 use crate::backend::{Backend, Reply, Request, Stored};
+use crate::batch_kinds::{self, Answers, ByKind, Destroy, Get, Group, Set, Touch};
 use crate::defaults::{self, Common};
-use crate::error::{BackendError, BackendResult, ErrorKind};
+use crate::error::{BackendError, BackendResult};
 use crate::postgres_config::{self, Connection, Connector};
 use crate::shared_pool::{self, SharedPools};
 use crate::sql::{self, Statements};
@@ -451,129 +452,23 @@ impl PostgresBackend {
   }
 }
 
-/// The requests of one kind a batch runs as one statement: where each sits in the batch, and
-/// the columns of its arrays.
-#[derive(Default)]
-struct Many<'a> {
-  index: Vec<usize>,
-  sids: Vec<&'a str>,
-  values: Vec<JsonText<'a>>,
-  secs: Vec<f64>,
-  iso: Vec<String>,
-  now_ms: f64,
-}
-
-impl<'a> Many<'a> {
-  fn push(&mut self, i: usize, sid: &'a str, now_ms: f64) {
-    self.now_ms = if self.index.is_empty() {
-      now_ms
-    } else {
-      self.now_ms.min(now_ms)
-    };
-    self.index.push(i);
-    self.sids.push(sid);
-  }
-
-  /// One statement names each row once, and a lone request gains nothing: those run alone.
-  /// (Sids in a batch are distinct; the check keeps a duplicate an ordinary request.)
-  fn worth_it(&self) -> bool {
-    let mut sids = self.sids.clone();
-    sids.sort_unstable();
-    sids.dedup();
-    self.index.len() >= 2 && sids.len() == self.index.len()
-  }
-}
-
-/// A batch sorted by kind. The earliest `now` of a kind stands for all of it: its requests were
-/// made within one turn of the event loop, and JS checks every cookie's expiry again to the ms.
-struct Kinds<'a> {
-  gets: Many<'a>,
-  sets: Many<'a>,
-  touches: Many<'a>,
-  destroys: Many<'a>,
-}
-
-impl<'a> Kinds<'a> {
-  fn of(requests: &'a [Request], layout: Layout) -> Self {
-    let mut k = Kinds {
-      gets: Many::default(),
-      sets: Many::default(),
-      touches: Many::default(),
-      destroys: Many::default(),
-    };
-    for (i, request) in requests.iter().enumerate() {
-      match request {
-        Request::Get { sid, now_ms } => k.gets.push(i, sid, *now_ms),
-        Request::Set {
-          sid,
-          value,
-          expires_at_ms: Some(at),
-          now_ms,
-        } => {
-          k.sets.push(i, sid, *now_ms);
-          k.sets.values.push(JsonText(value));
-          k.sets.secs.push(layout.secs(*at));
-        }
-        Request::Touch {
-          sid,
-          expires_at_ms: Some(at),
-          now_ms,
-        } => {
-          k.touches.push(i, sid, *now_ms);
-          k.touches.secs.push(layout.secs(*at));
-          k.touches.iso.push(crate::clock::iso_from_ms(*at));
-        }
-        Request::Destroy { sid } => k.destroys.push(i, sid, 0.0),
-        _ => {}
+/// A wave's statements, one per kind over arrays (`run_batch`), the kinds concurrently on pooled
+/// connections: one statement and one commit per kind instead of one per request.
+#[async_trait]
+impl ByKind for PostgresBackend {
+  /// A set that never expires is refused by `set`, on its own.
+  fn combinable(&self, request: &Request) -> bool {
+    !matches!(
+      request,
+      Request::Set {
+        expires_at_ms: None,
+        ..
       }
-    }
-    for many in [&mut k.gets, &mut k.sets, &mut k.touches, &mut k.destroys] {
-      if !many.worth_it() {
-        *many = Many::default();
-      }
-    }
-    k
+    )
   }
 
-  fn all(&self) -> [&Many<'a>; 4] {
-    [&self.gets, &self.sets, &self.touches, &self.destroys]
-  }
-
-  fn worth_batching(&self) -> bool {
-    self.all().iter().any(|m| !m.index.is_empty())
-  }
-
-  fn batched(&self, i: usize) -> bool {
-    self.all().iter().any(|m| m.index.contains(&i))
-  }
-}
-
-impl PostgresBackend {
-  /// The answers of one kind's statement; if the server refused it (a value one of them
-  /// cannot store, say), each request again on its own, so only what is wrong fails.
-  async fn each_or_one(
-    &self,
-    requests: &[Request],
-    index: &[usize],
-    many: impl std::future::Future<Output = BackendResult<Vec<Reply>>>,
-  ) -> Vec<BackendResult<Reply>> {
-    if index.is_empty() {
-      return Vec::new();
-    }
-    match many.await {
-      Ok(replies) => replies.into_iter().map(Ok).collect(),
-      Err(e) if !matches!(e.kind, ErrorKind::Backend) => index.iter().map(|_| Err(e.clone())).collect(),
-      Err(_) => {
-        let alone = index.iter().filter_map(|&i| requests.get(i)).map(|r| self.run_one(r));
-        futures_util::future::join_all(alone).await
-      }
-    }
-  }
-
-  async fn get_many(&self, sql: &str, gets: &Many<'_>) -> BackendResult<Vec<Reply>> {
-    if gets.index.is_empty() {
-      return Ok(Vec::new());
-    }
+  async fn get_many(&self, gets: &Group<Get<'_>>) -> Answers {
+    let sql = &self.batch_sql().await?.get;
     let read = |rows: Vec<Row>, b: &Self| -> BackendResult<Vec<(String, Stored)>> {
       rows
         .iter()
@@ -585,38 +480,63 @@ impl PostgresBackend {
         })
         .collect()
     };
-    let params: &[&(dyn ToSql + Sync)] = &[&gets.sids, &self.layout.secs(gets.now_ms)];
+    let now = self
+      .layout
+      .secs(batch_kinds::earliest(gets.items.iter().map(|g| g.now_ms)));
+    let params: &[&(dyn ToSql + Sync)] = &[&gets.sids(), &now];
     let mut rows = self
       .run(sql, params, (NONE, &[Slot::Sid, Slot::Sess, Slot::Other]), read)
       .await?;
     Ok(
       gets
-        .sids
+        .items
         .iter()
-        .map(|sid| {
-          let at = rows.iter().position(|(s, _)| s == sid);
-          Reply::Got(at.map(|at| rows.swap_remove(at).1))
+        .map(|get| {
+          let at = rows.iter().position(|(s, _)| s == get.sid);
+          Ok(Reply::Got(at.map(|at| rows.swap_remove(at).1)))
         })
         .collect(),
     )
   }
 
-  async fn set_many(&self, sql: &str, sets: &Many<'_>) -> BackendResult<Vec<Reply>> {
-    let params: &[&(dyn ToSql + Sync)] = &[&sets.values, &sets.secs, &sets.sids];
+  async fn set_many(&self, sets: &Group<Set<'_>>) -> Answers {
+    let sql = &self.batch_sql().await?.set;
+    let values: Vec<JsonText> = sets.items.iter().map(|s| JsonText(s.value)).collect();
+    // Only sets that expire are combined (`combinable`).
+    let secs: Vec<f64> = sets
+      .items
+      .iter()
+      .map(|s| self.layout.secs(s.expires_at_ms.unwrap_or(f64::INFINITY)))
+      .collect();
+    let params: &[&(dyn ToSql + Sync)] = &[&values, &secs, &sets.sids()];
     self.run(sql, params, (NONE, NONE), nothing).await?;
-    Ok(sets.index.iter().map(|_| Reply::Done).collect())
+    batch_kinds::all_done(sets)
   }
 
-  async fn touch_many(&self, sql: &str, touches: &Many<'_>) -> BackendResult<Vec<Reply>> {
-    let now = self.layout.secs(touches.now_ms);
-    let params: &[&(dyn ToSql + Sync)] = &[&touches.sids, &touches.secs, &touches.iso, &now];
+  async fn touch_many(&self, touches: &Group<Touch<'_>>) -> Answers {
+    let sql = &self.batch_sql().await?.touch;
+    let secs: Vec<f64> = touches
+      .items
+      .iter()
+      .map(|t| self.layout.secs(t.expires_at_ms))
+      .collect();
+    let iso: Vec<String> = touches
+      .items
+      .iter()
+      .map(|t| crate::clock::iso_from_ms(t.expires_at_ms))
+      .collect();
+    let now = self
+      .layout
+      .secs(batch_kinds::earliest(touches.items.iter().map(|t| t.now_ms)));
+    let params: &[&(dyn ToSql + Sync)] = &[&touches.sids(), &secs, &iso, &now];
     self.run(sql, params, (NONE, NONE), nothing).await?;
-    Ok(touches.index.iter().map(|_| Reply::Done).collect())
+    batch_kinds::all_done(touches)
   }
 
-  async fn destroy_many(&self, sql: &str, destroys: &Many<'_>) -> BackendResult<Vec<Reply>> {
-    self.run(sql, &[&destroys.sids], (NONE, NONE), nothing).await?;
-    Ok(destroys.index.iter().map(|_| Reply::Done).collect())
+  async fn destroy_many(&self, destroys: &Group<Destroy<'_>>) -> Answers {
+    let sql = &self.batch_sql().await?.destroy;
+    self.run(sql, &[&destroys.sids()], (NONE, NONE), nothing).await?;
+    batch_kinds::all_done(destroys)
   }
 }
 
@@ -933,57 +853,9 @@ impl Backend for PostgresBackend {
     self.run(&self.sql.ops.destroy, &[&sid], (SID, NONE), nothing).await
   }
 
-  /// A batch's gets, sets, touches and destroys as one statement per kind over arrays (sids
-  /// in a batch are distinct: `sid_order::waves`), the kinds concurrently on pooled
-  /// connections. A statement the server refuses is run again request by request, so each
-  /// request gets its own answer (one bad value fails only itself).
+  /// A wave's gets, sets, touches and destroys as one statement per kind (`ByKind` below).
   async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
-    let kinds = Kinds::of(requests, self.layout);
-    if !kinds.worth_batching() {
-      return None;
-    }
-    let sql = match self.batch_sql().await {
-      Ok(sql) => sql,
-      Err(e) => return Some(requests.iter().map(|_| Err(e.clone())).collect()),
-    };
-    let kinds = &kinds;
-    let others = requests.iter().enumerate().map(|(i, r)| async move {
-      match kinds.batched(i) {
-        true => None,
-        false => Some(self.run_one(r).await),
-      }
-    });
-    let (found, written, (touched, destroyed), mut answers) = futures_util::future::join4(
-      self.each_or_one(requests, &kinds.gets.index, self.get_many(&sql.get, &kinds.gets)),
-      self.each_or_one(requests, &kinds.sets.index, self.set_many(&sql.set, &kinds.sets)),
-      futures_util::future::join(
-        self.each_or_one(
-          requests,
-          &kinds.touches.index,
-          self.touch_many(&sql.touch, &kinds.touches),
-        ),
-        self.each_or_one(
-          requests,
-          &kinds.destroys.index,
-          self.destroy_many(&sql.destroy, &kinds.destroys),
-        ),
-      ),
-      futures_util::future::join_all(others),
-    )
-    .await;
-    for (many, results) in kinds.all().into_iter().zip([found, written, touched, destroyed]) {
-      for (&i, result) in many.index.iter().zip(results) {
-        if let Some(slot) = answers.get_mut(i) {
-          *slot = Some(result);
-        }
-      }
-    }
-    Some(
-      answers
-        .into_iter()
-        .map(|a| a.unwrap_or_else(|| Err(BackendError::backend("the batch gave no answer to this request"))))
-        .collect(),
-    )
+    batch_kinds::run(self, requests).await
   }
 
   async fn ids(&self, now_ms: f64) -> BackendResult<Vec<String>> {

@@ -1,141 +1,117 @@
-//! The requests JS issued in one turn, in as few commands as MongoDB allows: the sets as one
-//! `update` command with a statement each (the same upserts as one by one), the touches likewise,
-//! the gets as one `find` with `$in`. A burst of 1,000 sets is then a few round trips instead of
-//! a thousand requests queueing for the pool's connections.
+//! A wave of requests in as few commands as MongoDB allows (`batch_kinds` plans it and answers
+//! each request): the sets as one `update` command with a statement each (the same upserts as
+//! one by one), the touches likewise, the gets as one `find` with `$in`, the destroys as one
+//! `delete`. A burst of 1,000 sets is then a few round trips instead of a thousand requests
+//! queueing for the pool's connections.
 
 use std::collections::{HashMap, HashSet};
 
+use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
 
 use super::{MongoBackend, classify};
-use crate::backend::{Backend, Reply, Request, Stored};
+use crate::backend::Reply;
+use crate::batch_kinds::{self, Answers, ByKind, Destroy, Get, Group, Set, Touch};
 use crate::error::{BackendError, BackendResult};
 
 /// MongoDB takes up to 100,000 statements and 16 MiB per command; stay well inside both.
 const MAX_STATEMENTS: usize = 10_000;
 const MAX_COMMAND_BYTES: usize = 8 * 1024 * 1024;
 
-/// One statement of an `update` command, with the index of its request in the batch.
+/// One statement of an `update` command, with the index of its request in its group.
 struct Statement {
   at: usize,
   body: Document,
   bytes: usize,
 }
 
-impl MongoBackend {
-  pub(super) async fn batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
-    // A sid written more than once in one turn (set, touch or destroy) goes on its own after
-    // the batch, in order: one unordered command may apply its statements in any order, and the
-    // later write must win.
-    let mut writes: HashMap<&str, usize> = HashMap::new();
-    for request in requests {
-      if !matches!(request, Request::Get { .. }) {
-        *writes.entry(request.sid()).or_default() += 1;
-      }
-    }
-    let once = |sid: &str| writes.get(sid) == Some(&1);
-    let mut sets = Vec::new();
-    let mut touches = Vec::new();
-    let mut gets = Vec::new();
-    for (at, request) in requests.iter().enumerate() {
-      match request {
-        Request::Set {
-          sid,
-          value,
-          expires_at_ms,
-          now_ms,
-        } if once(sid) => {
-          // Bad input fails its own request (below, one by one), never the batch.
-          if let Ok(update) = self.set_update(sid, value, *expires_at_ms, *now_ms) {
-            // With stringify: false the session is BSON, up to ~5x its JSON (small numbers).
-            let bytes = value.len() * if self.options.stringify { 1 } else { 5 } + sid.len() + 128;
-            sets.push(Statement {
-              at,
-              body: doc! { "q": { "_id": sid.as_str() }, "u": update, "upsert": true },
-              bytes,
-            });
-          }
-        }
-        Request::Touch {
-          sid,
-          expires_at_ms: Some(expires),
-          now_ms,
-        } if once(sid) => touches.push(Statement {
-          at,
-          body: doc! { "q": Self::live_one(sid, *now_ms), "u": self.touch_update(*expires, *now_ms) },
-          bytes: sid.len() + 256,
-        }),
-        _ => {}
-      }
-    }
-    // One statement is no better as a command of its own: it goes one by one.
-    if sets.len() < 2 {
-      sets.clear();
-    }
-    if touches.len() < 2 {
-      touches.clear();
-    }
-    // A get joins the one find only when every write of its sid (if any) went into the
-    // commands above, which run first: otherwise it waits its turn among that sid's writes.
-    let batched: HashSet<&str> = sets.iter().chain(&touches).map(|s| requests[s.at].sid()).collect();
-    for (at, request) in requests.iter().enumerate() {
-      if let Request::Get { sid, now_ms } = request
-        && writes.get(sid.as_str()).is_none_or(|_| batched.contains(sid.as_str()))
-      {
-        gets.push((at, sid.as_str(), *now_ms));
-      }
-    }
-    if gets.len() < 2 {
-      gets.clear();
-    }
-    if sets.is_empty() && touches.is_empty() && gets.is_empty() {
-      return None;
-    }
-    let mut results: Vec<Option<BackendResult<Reply>>> = requests.iter().map(|_| None).collect();
-    // The sets first: a get later in the same turn reads what was written before it.
-    for (at, result) in self.update_all(sets).await {
-      results[at] = Some(result.map(|created| Reply::Wrote { created }));
-    }
-    // Then the touches, then the gets: a get reads what the turn wrote before it.
-    for (at, result) in self.update_all(touches).await {
-      results[at] = Some(result.map(|_| Reply::Done));
-    }
-    for ((at, _, _), result) in gets.iter().zip(self.get_all(&gets).await) {
-      results[*at] = Some(result.map(Reply::Got));
-    }
-    // Whatever is left (destroys, duplicates, bad input, a lone get or touch): one by one, in
-    // the order JS made them for any one sid (so the last write wins), different sids at once.
-    let mut group_of: HashMap<&str, usize> = HashMap::new();
-    let mut by_sid: Vec<Vec<usize>> = Vec::new();
-    for (at, request) in requests.iter().enumerate() {
-      if results[at].is_some() {
-        continue;
-      }
-      let group = *group_of.entry(request.sid()).or_insert_with(|| {
-        by_sid.push(Vec::new());
-        by_sid.len() - 1
-      });
-      by_sid[group].push(at);
-    }
-    let groups = by_sid.into_iter().map(|ats| async move {
-      let mut answered = Vec::with_capacity(ats.len());
-      for at in ats {
-        answered.push((at, self.run_one(&requests[at]).await));
-      }
-      answered
-    });
-    for (at, result) in futures_util::future::join_all(groups).await.into_iter().flatten() {
-      results[at] = Some(result);
-    }
-    Some(
-      results
-        .into_iter()
-        .map(|done| done.unwrap_or_else(|| Err(BackendError::backend("request lost in the batch"))))
-        .collect(),
-    )
+/// Input a set cannot store fails that set alone, as it would on its own (`set_many`).
+#[async_trait]
+impl ByKind for MongoBackend {
+  /// The live documents of the gets' sids in one `find`; each get then applies its own clock.
+  async fn get_many(&self, gets: &Group<Get<'_>>) -> Answers {
+    let earliest = batch_kinds::earliest(gets.items.iter().map(|g| g.now_ms));
+    let collection = self.collection().await?;
+    let mut filter = doc! { "_id": { "$in": gets.sids() } };
+    filter.extend(Self::live(earliest));
+    let documents: Vec<Document> = collection
+      .find(filter)
+      .await
+      .map_err(|e| classify(&e))?
+      .try_collect()
+      .await
+      .map_err(|e| classify(&e))?;
+    let by_sid: HashMap<&str, &Document> = documents
+      .iter()
+      .filter_map(|d| d.get_str("_id").ok().map(|id| (id, d)))
+      .collect();
+    let answer = |get: &Get| match by_sid.get(get.sid) {
+      Some(document) if Self::is_live(document, get.now_ms) => self.stored_of(document).map(Reply::Got),
+      _ => Ok(Reply::Got(None)),
+    };
+    Ok(gets.items.iter().map(answer).collect())
   }
 
+  /// The sets as upserts of one `update` command; each answers whether it created the session.
+  async fn set_many(&self, sets: &Group<Set<'_>>) -> Answers {
+    let mut answers: Vec<BackendResult<Reply>> = Vec::with_capacity(sets.items.len());
+    let mut statements = Vec::with_capacity(sets.items.len());
+    for (at, set) in sets.items.iter().enumerate() {
+      match self.set_update(set.sid, set.value, set.expires_at_ms, set.now_ms) {
+        Ok(update) => {
+          // With stringify: false the session is BSON, up to ~5x its JSON (small numbers).
+          let bytes = set.value.len() * if self.options.stringify { 1 } else { 5 } + set.sid.len() + 128;
+          statements.push(Statement {
+            at,
+            body: doc! { "q": { "_id": set.sid }, "u": update, "upsert": true },
+            bytes,
+          });
+          answers.push(Err(batch_kinds::unanswered()));
+        }
+        Err(e) => answers.push(Err(e)), // bad input fails its own request, never the batch
+      }
+    }
+    for (at, result) in self.update_all(statements).await {
+      if let Some(slot) = answers.get_mut(at) {
+        *slot = result.map(|created| Reply::Wrote { created });
+      }
+    }
+    Ok(answers)
+  }
+
+  /// The touches as updates of one `update` command, each of its session only while it is live.
+  async fn touch_many(&self, touches: &Group<Touch<'_>>) -> Answers {
+    let statements = touches.items.iter().enumerate().map(|(at, t)| Statement {
+      at,
+      body: doc! { "q": Self::live_one(t.sid, t.now_ms), "u": self.touch_update(t.expires_at_ms, t.now_ms) },
+      bytes: t.sid.len() + 256,
+    });
+    let mut answers: Vec<BackendResult<Reply>> = touches.at.iter().map(|_| Err(batch_kinds::unanswered())).collect();
+    for (at, result) in self.update_all(statements.collect()).await {
+      if let Some(slot) = answers.get_mut(at) {
+        *slot = result.map(|_| Reply::Done);
+      }
+    }
+    Ok(answers)
+  }
+
+  /// The destroys as one `delete` of their ids.
+  async fn destroy_many(&self, destroys: &Group<Destroy<'_>>) -> Answers {
+    let collection = self.collection().await?;
+    let filter = doc! { "_id": { "$in": destroys.sids() } };
+    // The driver does not retry a multi-document delete across a failover: once here, which is
+    // safe because deleting by id is idempotent.
+    match collection.delete_many(filter.clone()).await {
+      Err(e) if is_failover(&e) => collection.delete_many(filter).await,
+      other => other,
+    }
+    .map_err(|e| classify(&e))?;
+    batch_kinds::all_done(destroys)
+  }
+}
+
+impl MongoBackend {
   /// The statements as `update` commands (as many as the size limits need), each request's own
   /// write error reported to it alone.
   /// Each statement's outcome: whether it inserted the document (an upsert that created it).
@@ -227,50 +203,12 @@ impl MongoBackend {
       .collect()
   }
 
-  /// The live documents of the gets' sids in one `find`; each get then applies its own clock.
-  async fn get_all(&self, gets: &[(usize, &str, f64)]) -> Vec<BackendResult<Option<Stored>>> {
-    if gets.is_empty() {
-      return Vec::new();
-    }
-    let earliest = gets.iter().map(|g| g.2).fold(f64::INFINITY, f64::min);
-    let found = async {
-      let collection = self.collection().await?;
-      let sids: Vec<&str> = gets.iter().map(|g| g.1).collect();
-      let mut filter = doc! { "_id": { "$in": sids } };
-      filter.extend(Self::live(earliest));
-      collection
-        .find(filter)
-        .await
-        .map_err(|e| classify(&e))?
-        .try_collect::<Vec<Document>>()
-        .await
-        .map_err(|e| classify(&e))
-    }
-    .await;
-    let documents = match found {
-      Ok(documents) => documents,
-      Err(e) => return gets.iter().map(|_| Err(e.clone())).collect(),
-    };
-    let by_sid: HashMap<&str, &Document> = documents
-      .iter()
-      .filter_map(|d| d.get_str("_id").ok().map(|id| (id, d)))
-      .collect();
-    gets
-      .iter()
-      .map(|(_, sid, now_ms)| match by_sid.get(sid) {
-        Some(document) if Self::is_live(document, *now_ms) => self.stored_of(document),
-        _ => Ok(None),
-      })
-      .collect()
-  }
-
-  /// The live filter applied to one document already fetched (for a clock later than the
-  /// one the find used).
+  /// The live filter (`live`) applied to one document already fetched, for a clock later than
+  /// the one the find used: an `expires` that is not a date is live, as there.
   fn is_live(document: &Document, now_ms: f64) -> bool {
     match document.get("expires") {
-      None => true,
       Some(Bson::DateTime(at)) => (at.timestamp_millis() as f64) > now_ms,
-      Some(_) => false,
+      _ => true,
     }
   }
 }
