@@ -167,6 +167,11 @@ pub trait ByKind: Backend {
   fn combinable(&self, _request: &Request) -> bool {
     true
   }
+  /// Whether the sets' statement goes before the other kinds' instead of beside them: for a
+  /// server whose insert beside an update of the same table costs more than it saves.
+  fn sets_first(&self) -> bool {
+    false
+  }
   async fn get_many(&self, gets: &Group<Get<'_>>) -> Answers;
   async fn set_many(&self, sets: &Group<Set<'_>>) -> Answers;
   async fn touch_many(&self, touches: &Group<Touch<'_>>) -> Answers;
@@ -184,12 +189,19 @@ pub async fn run<B: ByKind>(backend: &B, wave: &[Request]) -> Option<Vec<Backend
 /// the same time.
 async fn answer<B: ByKind>(backend: &B, wave: &[Request], kinds: &Kinds<'_>) -> Vec<BackendResult<Reply>> {
   let places = kinds.places();
-  let combined = futures_util::future::join4(
+  let sets = each_or_one(backend, wave, places[1], backend.set_many(&kinds.sets));
+  let others = futures_util::future::join3(
     each_or_one(backend, wave, places[0], backend.get_many(&kinds.gets)),
-    each_or_one(backend, wave, places[1], backend.set_many(&kinds.sets)),
     each_or_one(backend, wave, places[2], backend.touch_many(&kinds.touches)),
     each_or_one(backend, wave, places[3], backend.destroy_many(&kinds.destroys)),
   );
+  let combined = async {
+    let (sets, (gets, touches, destroys)) = match backend.sets_first() {
+      true => (sets.await, others.await),
+      false => futures_util::future::join(sets, others).await,
+    };
+    (gets, sets, touches, destroys)
+  };
   let alone = wave.iter().enumerate().map(|(i, request)| async move {
     match places.iter().any(|at| at.contains(&i)) {
       true => None,
