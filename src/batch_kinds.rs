@@ -1,15 +1,17 @@
 //! A wave of a batch sorted by kind, for the backends that combine the requests of one kind into
 //! one statement or command (PostgreSQL, MySQL and MongoDB; Redis pipelines a wave as it comes).
-//! The rules live here once, and each backend supplies only its statements:
+//! The rules live here once, and each backend supplies only its statements (`ByKind`):
 //! - a wave names each sid at most once (`sid_order::waves`), so its kinds do not depend on each
-//!   other and run at the same time;
+//!   other and run at the same time (or the sets first, where a backend measured that faster);
 //! - a kind is combined only when it has two or more requests the backend can combine (a lone
-//!   one gains nothing); the rest (a patch, input the backend refuses, a touch of a session that
-//!   never expires) run alone, as if JS had made them alone (`Backend::run_one`);
-//! - a combined statement the server refuses (`ErrorKind::Backend`: a value one of them cannot
-//!   store, say) or that is too large to send as one (`TooLarge`) runs again request by request,
-//!   so only what is wrong fails; an outage or a timeout fails the kind's requests at once
-//!   instead of being tried once per request;
+//!   one gains nothing); the rest (input the backend refuses, a touch of a session that never
+//!   expires) run alone, as if JS had made them alone (`Backend::run_one`);
+//! - a combined statement that fails as a whole because the server refused it
+//!   (`ErrorKind::Backend`: a value one of them cannot store, say) or because it is too large to
+//!   send as one (`TooLarge`) runs again request by request, so only what is wrong fails; an
+//!   outage or a timeout fails the kind's requests at once instead of being tried once per
+//!   request. (MongoDB's commands answer each statement on its own, failures included, so they
+//!   never fail as a whole.)
 //! - every request gets exactly one answer.
 
 use std::future::Future;
@@ -102,10 +104,15 @@ pub(crate) struct Kinds<'a> {
 }
 
 impl<'a> Kinds<'a> {
-  /// The wave's requests that `combinable` accepts, by kind; `None` when no kind has two.
+  /// The wave's requests that `combinable` accepts, by kind; `None` when no kind has two. A sid
+  /// named again (waves never do) runs alone: a statement names each row once.
   pub fn of(wave: &'a [Request], combinable: impl Fn(&Request) -> bool) -> Option<Self> {
     let mut k = Kinds::default();
-    for (at, request) in wave.iter().enumerate().filter(|(_, r)| combinable(r)) {
+    let named_before = |at: usize, sid: &str| wave.iter().take(at).any(|r| r.sid() == sid);
+    for (at, request) in wave.iter().enumerate() {
+      if !combinable(request) || named_before(at, request.sid()) {
+        continue;
+      }
       match request {
         Request::Get { sid, now_ms } => k.gets.push(at, Get { sid, now_ms: *now_ms }),
         Request::Set {
@@ -185,31 +192,27 @@ pub async fn run<B: ByKind>(backend: &B, wave: &[Request]) -> Option<Vec<Backend
   Some(answer(backend, wave, &kinds).await)
 }
 
-/// The wave answered: each kind's statement, and every request no kind took on its own, all at
-/// the same time.
+/// The wave answered: each kind's statement, and every request no kind took on its own, at the
+/// same time (after the sets' statement, where the backend runs that first).
 async fn answer<B: ByKind>(backend: &B, wave: &[Request], kinds: &Kinds<'_>) -> Vec<BackendResult<Reply>> {
   let places = kinds.places();
   let sets = each_or_one(backend, wave, places[1], backend.set_many(&kinds.sets));
-  let others = futures_util::future::join3(
-    each_or_one(backend, wave, places[0], backend.get_many(&kinds.gets)),
-    each_or_one(backend, wave, places[2], backend.touch_many(&kinds.touches)),
-    each_or_one(backend, wave, places[3], backend.destroy_many(&kinds.destroys)),
-  );
-  let combined = async {
-    let (sets, (gets, touches, destroys)) = match backend.sets_first() {
-      true => (sets.await, others.await),
-      false => futures_util::future::join(sets, others).await,
-    };
-    (gets, sets, touches, destroys)
-  };
   let alone = wave.iter().enumerate().map(|(i, request)| async move {
     match places.iter().any(|at| at.contains(&i)) {
       true => None,
       false => Some(backend.run_one(request).await),
     }
   });
-  let ((gets, sets, touches, destroys), mut answers) =
-    futures_util::future::join(combined, futures_util::future::join_all(alone)).await;
+  let rest = futures_util::future::join4(
+    each_or_one(backend, wave, places[0], backend.get_many(&kinds.gets)),
+    each_or_one(backend, wave, places[2], backend.touch_many(&kinds.touches)),
+    each_or_one(backend, wave, places[3], backend.destroy_many(&kinds.destroys)),
+    futures_util::future::join_all(alone),
+  );
+  let (sets, (gets, touches, destroys, mut answers)) = match backend.sets_first() {
+    true => (sets.await, rest.await),
+    false => futures_util::future::join(sets, rest).await,
+  };
   for (at, results) in places.into_iter().zip([gets, sets, touches, destroys]) {
     for (&i, result) in at.iter().zip(results) {
       if let Some(slot) = answers.get_mut(i) {
@@ -265,12 +268,21 @@ pub fn all_done<T>(group: &Group<T>) -> Answers {
 mod tests {
   use super::*;
   use crate::backend::Stored;
-  use futures_util::FutureExt;
+  use std::sync::Mutex;
 
   fn get(sid: &str) -> Request {
     Request::Get {
       sid: sid.into(),
       now_ms: 5.0,
+    }
+  }
+
+  fn set(sid: &str) -> Request {
+    Request::Set {
+      sid: sid.into(),
+      value: "{}".into(),
+      expires_at_ms: Some(9.0),
+      now_ms: 1.0,
     }
   }
 
@@ -282,44 +294,82 @@ mod tests {
     }
   }
 
+  fn destroy(sid: &str) -> Request {
+    Request::Destroy { sid: sid.into() }
+  }
+
   #[test]
-  fn a_kind_is_combined_from_two_requests_it_accepts() {
-    let wave = [get("a"), touch("b", Some(9.0)), get("c"), touch("d", None), get("x")];
-    let kinds = Kinds::of(&wave, |r| r.sid() != "x");
-    let kinds = kinds.unwrap_or_default();
-    assert_eq!(kinds.gets.at, [0, 2]);
+  fn a_kind_is_combined_from_two_requests_it_accepts_each_sid_once() {
+    let wave = [
+      get("x"),
+      get("a"),
+      touch("b", Some(9.0)),
+      get("c"),
+      touch("d", None),
+      get("a"),
+    ];
+    let kinds = Kinds::of(&wave, |r| r.sid() != "x").unwrap_or_default();
+    assert_eq!(kinds.gets.at, [1, 3], "x is refused, d never expires, a is named twice");
     assert_eq!(kinds.gets.sids(), ["a", "c"]);
-    assert!(
-      kinds.touches.at.is_empty(),
-      "one touch that expires is not worth a statement"
-    );
+    assert!(kinds.touches.at.is_empty(), "one touch is not worth a statement");
     assert!(Kinds::of(&[get("a"), touch("b", Some(1.0))], |_| true).is_none());
   }
 
-  /// Answers a get run alone with the sid as its text and counts those; its gets' statement
-  /// answers what the test gave it.
+  /// A backend whose statements answer, per request, the kind and sid (or what a test gave for
+  /// a kind), and log when they start and end; a request run alone answers `alone:<sid>`.
+  #[derive(Default)]
   struct Echo {
-    alone: std::sync::atomic::AtomicUsize,
-    gets: std::sync::Mutex<Option<Answers>>,
+    given: Mutex<Vec<(&'static str, Answers)>>,
+    log: Mutex<Vec<String>>,
+    sets_first: bool,
+  }
+
+  impl Echo {
+    fn giving(kind: &'static str, answers: Answers) -> Self {
+      Echo {
+        given: Mutex::new(vec![(kind, answers)]),
+        ..Echo::default()
+      }
+    }
+
+    fn note(&self, line: String) {
+      if let Ok(mut log) = self.log.lock() {
+        log.push(line);
+      }
+    }
+
+    async fn statement(&self, kind: &'static str, sids: Vec<&str>) -> Answers {
+      self.note(format!("{kind} start"));
+      tokio::task::yield_now().await; // another statement may start meanwhile
+      self.note(format!("{kind} end"));
+      let given = self.given.lock().ok().and_then(|mut g| {
+        let at = g.iter().position(|(k, _)| *k == kind)?;
+        Some(g.remove(at).1)
+      });
+      let text = |sid: &str| Stored {
+        value: format!("{kind}:{sid}"),
+        expires_at_ms: None,
+      };
+      given.unwrap_or_else(|| Ok(sids.iter().map(|s| Ok(Reply::Got(Some(text(s))))).collect()))
+    }
   }
 
   #[async_trait]
   impl ByKind for Echo {
-    async fn get_many(&self, _: &Group<Get<'_>>) -> Answers {
-      let given = self.gets.lock().map(|mut g| g.take());
-      given
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Err(BackendError::backend("asked twice")))
+    fn sets_first(&self) -> bool {
+      self.sets_first
     }
-    async fn set_many(&self, _: &Group<Set<'_>>) -> Answers {
-      Err(BackendError::backend("not in this wave"))
+    async fn get_many(&self, gets: &Group<Get<'_>>) -> Answers {
+      self.statement("get", gets.sids()).await
     }
-    async fn touch_many(&self, _: &Group<Touch<'_>>) -> Answers {
-      Err(BackendError::backend("not in this wave"))
+    async fn set_many(&self, sets: &Group<Set<'_>>) -> Answers {
+      self.statement("set", sets.sids()).await
     }
-    async fn destroy_many(&self, _: &Group<Destroy<'_>>) -> Answers {
-      Err(BackendError::backend("not in this wave"))
+    async fn touch_many(&self, touches: &Group<Touch<'_>>) -> Answers {
+      self.statement("touch", touches.sids()).await
+    }
+    async fn destroy_many(&self, destroys: &Group<Destroy<'_>>) -> Answers {
+      self.statement("destroy", destroys.sids()).await
     }
   }
 
@@ -329,7 +379,7 @@ mod tests {
       "echo"
     }
     async fn get(&self, sid: &str, _now_ms: f64) -> BackendResult<Option<Stored>> {
-      self.alone.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+      self.note(format!("alone {sid}"));
       Ok(Some(Stored {
         value: format!("alone:{sid}"),
         expires_at_ms: None,
@@ -338,7 +388,8 @@ mod tests {
     async fn set(&self, _: &str, _: &str, _: Option<f64>, _: f64) -> BackendResult<()> {
       Ok(())
     }
-    async fn touch(&self, _: &str, _: Option<f64>, _: f64) -> BackendResult<()> {
+    async fn touch(&self, sid: &str, _: Option<f64>, _: f64) -> BackendResult<()> {
+      self.note(format!("alone {sid}"));
       Ok(())
     }
     async fn destroy(&self, _: &str) -> BackendResult<()> {
@@ -362,51 +413,93 @@ mod tests {
     async fn close(&self) {}
   }
 
-  fn texts(answers: Vec<BackendResult<Reply>>) -> Vec<String> {
-    answers
+  /// The wave through `echo`: each answer as text, and the log.
+  fn run(echo: &Echo, wave: &[Request]) -> (Vec<String>, Vec<String>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().build();
+    let answers = runtime.ok().and_then(|r| r.block_on(super::run(echo, wave)));
+    let texts = answers
+      .unwrap_or_default()
       .into_iter()
       .map(|a| match a {
         Ok(Reply::Got(Some(s))) => s.value,
         Ok(_) => "done".into(),
         Err(e) => format!("{:?}", e.kind),
       })
-      .collect()
-  }
-
-  fn run(wave: &[Request], gets: Answers) -> (Vec<String>, usize) {
-    let echo = Echo {
-      alone: Default::default(),
-      gets: std::sync::Mutex::new(Some(gets)),
-    };
-    let answers = super::run(&echo, wave).now_or_never().flatten();
-    let alone = echo.alone.load(std::sync::atomic::Ordering::Relaxed);
-    (texts(answers.unwrap_or_default()), alone)
+      .collect();
+    (texts, echo.log.lock().map(|l| l.clone()).unwrap_or_default())
   }
 
   #[test]
-  fn each_request_gets_its_statements_answer_and_the_rest_run_alone() {
+  fn each_request_gets_its_own_kinds_answer_and_the_rest_run_alone() {
+    let wave = [
+      destroy("d1"),
+      get("g1"),
+      set("s1"),
+      touch("t1", Some(9.0)),
+      touch("never", None),
+      get("g2"),
+      destroy("d2"),
+      set("s2"),
+      touch("t2", Some(9.0)),
+    ];
+    let (answers, _) = run(&Echo::default(), &wave);
+    let expected = [
+      "destroy:d1",
+      "get:g1",
+      "set:s1",
+      "touch:t1",
+      "done",
+      "get:g2",
+      "destroy:d2",
+      "set:s2",
+      "touch:t2",
+    ];
+    assert_eq!(answers, expected);
+  }
+
+  #[test]
+  fn a_refused_or_too_large_statement_runs_again_request_by_request() {
     let wave = [get("a"), touch("t", None), get("b")];
-    let got = |v: &str| {
-      Ok(Reply::Got(Some(Stored {
-        value: v.into(),
-        expires_at_ms: None,
-      })))
-    };
-    let (answers, alone) = run(&wave, Ok(vec![got("A"), got("B")]));
-    assert_eq!((answers, alone), (vec!["A".into(), "done".into(), "B".into()], 0));
+    for kind in [ErrorKind::Backend, ErrorKind::TooLarge] {
+      let refused = BackendError {
+        kind,
+        detail: "refused".into(),
+      };
+      let (answers, log) = run(&Echo::giving("get", Err(refused)), &wave);
+      assert_eq!(answers, ["alone:a", "done", "alone:b"]);
+      assert_eq!(log.iter().filter(|l| l.starts_with("alone")).count(), 3, "{log:?}");
+    }
   }
 
   #[test]
-  fn a_refused_statement_runs_again_request_by_request() {
-    let (answers, alone) = run(&[get("a"), get("b")], Err(BackendError::backend("refused")));
-    assert_eq!((answers, alone), (vec!["alone:a".into(), "alone:b".into()], 2));
-  }
-
-  #[test]
-  fn an_outage_fails_the_kind_at_once_and_a_missing_answer_is_an_error() {
-    let (answers, alone) = run(&[get("a"), get("b")], Err(BackendError::unavailable("down")));
-    assert_eq!((answers, alone), (vec!["Unavailable".into(), "Unavailable".into()], 0));
-    let (answers, _) = run(&[get("a"), get("b")], Ok(vec![Ok(Reply::Done)]));
+  fn an_outage_or_a_timeout_fails_the_kind_at_once_and_a_missing_answer_is_an_error() {
+    let (answers, log) = run(
+      &Echo::giving("get", Err(BackendError::unavailable("down"))),
+      &[get("a"), get("b")],
+    );
+    assert_eq!(
+      (answers, log.len()),
+      (vec!["Unavailable".into(), "Unavailable".into()], 2)
+    );
+    let (answers, _) = run(
+      &Echo::giving("get", Err(BackendError::timeout("slow"))),
+      &[get("a"), get("b")],
+    );
+    assert_eq!(answers, ["Timeout", "Timeout"]);
+    let (answers, _) = run(&Echo::giving("get", Ok(vec![Ok(Reply::Done)])), &[get("a"), get("b")]);
     assert_eq!(answers, ["done", "Backend"]);
+  }
+
+  #[test]
+  fn the_sets_go_first_where_the_backend_asks_and_beside_the_rest_elsewhere() {
+    let wave = [set("s1"), get("g1"), set("s2"), get("g2"), touch("alone", Some(9.0))];
+    let first = Echo {
+      sets_first: true,
+      ..Echo::default()
+    };
+    let (_, log) = run(&first, &wave);
+    assert_eq!(&log[..2], ["set start", "set end"], "{log:?}");
+    let (_, log) = run(&Echo::default(), &wave);
+    assert_ne!(log.get(1).map(String::as_str), Some("set end"), "{log:?}");
   }
 }

@@ -731,7 +731,7 @@ impl Backend for MysqlBackend {
     self.change(&self.sql.ops.clear, vec![]).await
   }
 
-  /// A wave's gets, sets, touches and destroys as one statement per kind (`ByKind` below).
+  /// A wave's gets, sets, touches and destroys as one statement per kind (`ByKind` above).
   async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
     batch_kinds::run(self, requests).await
   }

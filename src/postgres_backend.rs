@@ -853,7 +853,7 @@ impl Backend for PostgresBackend {
     self.run(&self.sql.ops.destroy, &[&sid], (SID, NONE), nothing).await
   }
 
-  /// A wave's gets, sets, touches and destroys as one statement per kind (`ByKind` below).
+  /// A wave's gets, sets, touches and destroys as one statement per kind (`ByKind` above).
   async fn run_batch(&self, requests: &[Request]) -> Option<Vec<BackendResult<Reply>>> {
     batch_kinds::run(self, requests).await
   }
