@@ -272,6 +272,22 @@ describe.each(implementations)('%s', (name, session) => {
       expect(setCookie(await request(mounted).get('/foo/foo/bar')).length).toBe(0)
     })
 
+    test("path '/': a request target that is not a path (OPTIONS *, absolute form) is judged by its parsed path", async () => {
+      const app = server(session)
+      await new Promise((resolve) => app.listen(0, '127.0.0.1', resolve))
+      const cookiesFor = (target) => new Promise((resolve, reject) => {
+        http.request({ host: '127.0.0.1', port: app.address().port, method: 'OPTIONS', path: target }, (res) => {
+          res.resume()
+          res.on('end', () => resolve((res.headers['set-cookie'] || []).length))
+        }).on('error', reject).end()
+      })
+      try {
+        expect([await cookiesFor('*'), await cookiesFor('http://127.0.0.1/x'), await cookiesFor('/x?y=1')]).toEqual([0, 1, 1])
+      } finally {
+        app.close()
+      }
+    })
+
     test('secure "auto" follows the connection (trusted proxy header)', async () => {
       const app = server(session, { proxy: true, cookie: { secure: 'auto' } })
       expect(attrs(await request(app).get('/').set('X-Forwarded-Proto', 'https'))).toContain('Secure')

@@ -437,8 +437,19 @@ class NativeBackedStore extends Store {
   _call (method, done, ...args) {
     if (this._native === null) throw invalidInput(this._backend, method, 'the store is not initialised')
     const id = native.nextId()
-    const answer = this._native[method](id, ...args)
-    if (answer === undefined) native.register(id, done) // the answer comes through the dispatcher
+    this._answer(id, done, this._native[method](id, ...args))
+  }
+
+  /** `_call('request', ...)` without gathering its arguments into an array: once per request. */
+  _send (done, op, sid, text, at, now) {
+    if (this._native === null) throw invalidInput(this._backend, 'request', 'the store is not initialised')
+    const id = native.nextId()
+    this._answer(id, done, this._native.request(id, op, sid, text, at, now))
+  }
+
+  /** An answer given at once (memory) goes to `done` a moment later; else it will come through the dispatcher. */
+  _answer (id, done, answer) {
+    if (answer === undefined) native.register(id, done)
     else later(done, null, answer)
   }
 
@@ -454,7 +465,7 @@ class NativeBackedStore extends Store {
     // Requests queued before it go first: Rust keeps call order per sid from the native call on.
     if (big && this._batch !== null) this._flushBatch()
     if (this._inline || big || (this._batch === null && native.inFlight() === 0)) {
-      this._call('request', done, BATCHED[method], sid, text === undefined ? '' : text, at === undefined ? NaN : at, now === undefined ? NaN : now)
+      this._send(done, BATCHED[method], sid, text === undefined ? '' : text, at === undefined ? NaN : at, now === undefined ? NaN : now)
       this._metrics.sent(1)
       return
     }

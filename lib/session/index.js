@@ -4,6 +4,7 @@
 // express-session store; what it does faster (docs/design.md, "The session middleware"):
 // - the signed cookie is checked and made in Rust, with the keyed HMAC state cached;
 // - only our cookie is read from the Cookie header (cookie.parse builds an object of all of them);
+// - the cookie-path check parses the URL only when the answer can depend on it;
 // - "has the session changed?" compares the session's JSON with the JSON it had, instead of
 //   SHA-1 hashing both;
 // - with ferrosession's stores, the JSON made for that comparison is also what gets stored (the
@@ -84,9 +85,8 @@ function session (options) {
     // Handle the request as if there were no session while the store is disconnected.
     if (!storeReady) return next()
 
-    const originalPath = parseUrl.original(req).pathname || '/'
     const resolvedCookieOptions = typeof cookieOptions === 'function' ? cookieOptions(req) : cookieOptions
-    if (originalPath.indexOf(resolvedCookieOptions.path || '/') !== 0) return next()
+    if (!onCookiePath(req, resolvedCookieOptions.path || '/')) return next()
 
     if (!secret && !req.secret) {
       next(new Error('secret option required for sessions'))
@@ -337,6 +337,17 @@ function session (options) {
       next()
     })
   }
+}
+
+/**
+ * Whether the request's original path starts with the cookie's path, as express-session checks
+ * it. The common case, cookie path '/' and a URL that starts with '/' (so its path does), is
+ * answered without parsing the URL.
+ */
+function onCookiePath (req, cookiePath) {
+  const url = typeof req.originalUrl === 'string' ? req.originalUrl : req.url
+  if (cookiePath === '/' && typeof url === 'string' && url.charCodeAt(0) === 0x2f) return true
+  return (parseUrl.original(req).pathname || '/').indexOf(cookiePath) === 0
 }
 
 function generateSessionId () {
