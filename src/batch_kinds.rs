@@ -4,8 +4,9 @@
 //! - a wave names each sid at most once (`sid_order::waves`), so its kinds do not depend on each
 //!   other and run at the same time (or the sets first, where a backend measured that faster);
 //! - a kind is combined only when it has two or more requests the backend can combine (a lone
-//!   one gains nothing); the rest (input the backend refuses, a touch of a session that never
-//!   expires) run alone, as if JS had made them alone (`Backend::run_one`);
+//!   one gains nothing); the rest (input the backend refuses, a set or touch of a session that
+//!   never expires: every row these backends keep has an expiry) run alone, as if JS had made them
+//!   alone (`Backend::run_one`);
 //! - a combined statement that fails as a whole because the server refused it
 //!   (`ErrorKind::Backend`: a value one of them cannot store, say) or because it is too large to
 //!   send as one (`TooLarge`) runs again request by request, so only what is wrong fails; an
@@ -29,7 +30,7 @@ pub struct Get<'a> {
 pub struct Set<'a> {
   pub sid: &'a str,
   pub value: &'a str,
-  pub expires_at_ms: Option<f64>,
+  pub expires_at_ms: f64,
   pub now_ms: f64,
 }
 
@@ -47,6 +48,10 @@ pub struct Destroy<'a> {
 pub struct Group<T> {
   pub at: Vec<usize>,
   pub items: Vec<T>,
+  /// The earliest clock of the group's requests, which the statement reads liveness by: they
+  /// were made within one turn of the event loop, and JS checks every cookie's expiry again to
+  /// the millisecond.
+  pub earliest_ms: f64,
 }
 
 impl<T> Default for Group<T> {
@@ -54,14 +59,16 @@ impl<T> Default for Group<T> {
     Group {
       at: Vec::new(),
       items: Vec::new(),
+      earliest_ms: f64::INFINITY,
     }
   }
 }
 
 impl<T> Group<T> {
-  fn push(&mut self, at: usize, item: T) {
+  fn push(&mut self, at: usize, item: T, now_ms: f64) {
     self.at.push(at);
     self.items.push(item);
+    self.earliest_ms = self.earliest_ms.min(now_ms);
   }
 
   pub fn sids<'a>(&self) -> Vec<&'a str>
@@ -88,15 +95,9 @@ macro_rules! has_sid {
 }
 has_sid!(Get, Set, Touch, Destroy);
 
-/// The earliest clock of a group: its requests were made within one turn of the event loop, and
-/// JS checks every cookie's expiry again to the millisecond.
-pub fn earliest(nows: impl Iterator<Item = f64>) -> f64 {
-  nows.fold(f64::INFINITY, f64::min)
-}
-
 /// A wave sorted by kind.
 #[derive(Default)]
-pub(crate) struct Kinds<'a> {
+struct Kinds<'a> {
   pub gets: Group<Get<'a>>,
   pub sets: Group<Set<'a>>,
   pub touches: Group<Touch<'a>>,
@@ -106,7 +107,7 @@ pub(crate) struct Kinds<'a> {
 impl<'a> Kinds<'a> {
   /// The wave's requests that `combinable` accepts, by kind; `None` when no kind has two. A sid
   /// named again (waves never do) runs alone: a statement names each row once.
-  pub fn of(wave: &'a [Request], combinable: impl Fn(&Request) -> bool) -> Option<Self> {
+  fn of(wave: &'a [Request], combinable: impl Fn(&Request) -> bool) -> Option<Self> {
     let mut k = Kinds::default();
     let named_before = |at: usize, sid: &str| wave.iter().take(at).any(|r| r.sid() == sid);
     for (at, request) in wave.iter().enumerate() {
@@ -114,35 +115,35 @@ impl<'a> Kinds<'a> {
         continue;
       }
       match request {
-        Request::Get { sid, now_ms } => k.gets.push(at, Get { sid, now_ms: *now_ms }),
+        Request::Get { sid, now_ms } => k.gets.push(at, Get { sid, now_ms: *now_ms }, *now_ms),
         Request::Set {
           sid,
           value,
-          expires_at_ms,
+          expires_at_ms: Some(at_ms),
           now_ms,
-        } => k.sets.push(
-          at,
-          Set {
+        } => {
+          let set = Set {
             sid,
             value,
-            expires_at_ms: *expires_at_ms,
+            expires_at_ms: *at_ms,
             now_ms: *now_ms,
-          },
-        ),
+          };
+          k.sets.push(at, set, *now_ms)
+        }
         Request::Touch {
           sid,
           expires_at_ms: Some(at_ms),
           now_ms,
-        } => k.touches.push(
-          at,
-          Touch {
+        } => {
+          let touch = Touch {
             sid,
             expires_at_ms: *at_ms,
             now_ms: *now_ms,
-          },
-        ),
-        Request::Destroy { sid } => k.destroys.push(at, Destroy { sid }),
-        Request::Touch { .. } | Request::Patch { .. } => {}
+          };
+          k.touches.push(at, touch, *now_ms)
+        }
+        Request::Destroy { sid } => k.destroys.push(at, Destroy { sid }, f64::INFINITY),
+        Request::Set { .. } | Request::Touch { .. } | Request::Patch { .. } => {}
       }
     }
     fn at_least_two<T>(group: &mut Group<T>) {

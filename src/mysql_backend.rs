@@ -377,10 +377,14 @@ impl MysqlBackend {
   /// with the database's default collation) also matches `SID` or `sid  `; such a row is not
   /// this session.
   fn first_stored(&self, sid: &str, rows: Vec<Row>) -> BackendResult<Option<Stored>> {
-    let exact = |r: &Row| matches!(r.as_ref(2), Some(Value::Bytes(b)) if b.as_slice() == sid.as_bytes());
-    let Some(mut row) = rows.into_iter().find(exact) else {
-      return Ok(None);
-    };
+    match rows.into_iter().find(|r| is_row_of(r, sid)) {
+      Some(row) => self.stored_of(row),
+      None => Ok(None),
+    }
+  }
+
+  /// The session a row holds, with its expiry.
+  fn stored_of(&self, mut row: Row) -> BackendResult<Option<Stored>> {
     let data: Option<Vec<u8>> = take(&mut row, 0)?;
     // express-mysql-session's `data` column is nullable; NULL reads as "no session", as there.
     let Some(bytes) = data else { return Ok(None) };
@@ -390,6 +394,12 @@ impl MysqlBackend {
       expires_at_ms: self.layout.instant(&expiry),
     }))
   }
+}
+
+/// Whether a row (its third column the sid) is exactly `sid`'s: a case-insensitive, PAD SPACE
+/// sid column also matches `SID` or `sid  `.
+fn is_row_of(row: &Row, sid: &str) -> bool {
+  matches!(row.as_ref(2), Some(Value::Bytes(b)) if b.as_slice() == sid.as_bytes())
 }
 
 /// Column `i` of a row as `T`, without the driver's panicking conversion.
@@ -541,16 +551,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// throughput).
 #[async_trait]
 impl ByKind for MysqlBackend {
-  /// A sid the column cannot hold, or a set that never expires, is refused on its own.
+  /// A sid the column cannot hold is refused on its own.
   fn combinable(&self, request: &Request) -> bool {
-    let never_expires = matches!(
-      request,
-      Request::Set {
-        expires_at_ms: None,
-        ..
-      }
-    );
-    self.check_sid(request.sid()).is_ok() && !never_expires
+    self.check_sid(request.sid()).is_ok()
   }
 
   /// Measured, HTTP write-heavy through express-session, each A/B pair against the build that
@@ -570,9 +573,11 @@ impl ByKind for MysqlBackend {
     let statement = format!("{insert}{rows}{update}");
     let mut params = Vec::with_capacity(sets.items.len() * 3);
     for set in &sets.items {
-      // Only sets that expire are combined (`combinable`).
-      let at = set.expires_at_ms.unwrap_or(f64::INFINITY);
-      params.extend([Value::from(set.sid), self.layout.stamp(at), Value::from(set.value)]);
+      params.extend([
+        Value::from(set.sid),
+        self.layout.stamp(set.expires_at_ms),
+        Value::from(set.value),
+      ]);
     }
     self.change(&statement, params).await?;
     batch_kinds::all_done(sets)
@@ -584,7 +589,6 @@ impl ByKind for MysqlBackend {
     let whens = vec!["WHEN BINARY ? THEN ?"; touches.items.len()].join(" ");
     let marks = vec!["BINARY ?"; touches.items.len()].join(", ");
     let statement = format!("{head}{whens}{middle}{whens}{tail}{marks}{end}");
-    let now = batch_kinds::earliest(touches.items.iter().map(|t| t.now_ms));
     let mut params = Vec::with_capacity(touches.items.len() * 5 + 1);
     for touch in &touches.items {
       params.extend([Value::from(touch.sid), self.layout.stamp(touch.expires_at_ms)]);
@@ -594,7 +598,7 @@ impl ByKind for MysqlBackend {
       params.extend([Value::from(touch.sid), Value::from(iso)]);
     }
     params.extend(touches.sids().into_iter().map(Value::from));
-    params.push(self.layout.stamp(now));
+    params.push(self.layout.stamp(touches.earliest_ms));
     self.change(&statement, params).await?;
     batch_kinds::all_done(touches)
   }
@@ -611,27 +615,17 @@ impl ByKind for MysqlBackend {
 
   /// A wave's gets as one `IN (...)` query; each get then takes the row of exactly its sid.
   async fn get_many(&self, gets: &Group<Get<'_>>) -> Answers {
-    let now = batch_kinds::earliest(gets.items.iter().map(|g| g.now_ms));
     let marks = vec!["BINARY ?"; gets.items.len()].join(", ");
     let statement = format!("{}({marks}) AND {} >= ?", self.sql.get_many, self.sql.expires_column);
     let mut params: Vec<Value> = gets.sids().into_iter().map(Value::from).collect();
-    params.push(self.layout.stamp(now));
-    let rows = self.rows(&statement, params).await?;
-    Ok(
-      gets
-        .items
-        .iter()
-        .map(|get| {
-          let exact = rows
-            .iter()
-            .find(|r| matches!(r.as_ref(2), Some(Value::Bytes(b)) if b.as_slice() == get.sid.as_bytes()));
-          match exact {
-            Some(row) => self.first_stored(get.sid, vec![row.clone()]).map(Reply::Got),
-            None => Ok(Reply::Got(None)),
-          }
-        })
-        .collect(),
-    )
+    params.push(self.layout.stamp(gets.earliest_ms));
+    let mut rows = self.rows(&statement, params).await?;
+    // A wave names each sid once, so each row is taken (not copied) by the one get it answers.
+    let mut answer = |sid: &str| match rows.iter().position(|r| is_row_of(r, sid)) {
+      Some(at) => self.stored_of(rows.swap_remove(at)),
+      None => Ok(None),
+    };
+    Ok(gets.items.iter().map(|get| answer(get.sid).map(Reply::Got)).collect())
   }
 }
 

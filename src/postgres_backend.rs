@@ -456,17 +456,6 @@ impl PostgresBackend {
 /// connections: one statement and one commit per kind instead of one per request.
 #[async_trait]
 impl ByKind for PostgresBackend {
-  /// A set that never expires is refused by `set`, on its own.
-  fn combinable(&self, request: &Request) -> bool {
-    !matches!(
-      request,
-      Request::Set {
-        expires_at_ms: None,
-        ..
-      }
-    )
-  }
-
   async fn get_many(&self, gets: &Group<Get<'_>>) -> Answers {
     let sql = &self.batch_sql().await?.get;
     let read = |rows: Vec<Row>, b: &Self| -> BackendResult<Vec<(String, Stored)>> {
@@ -480,9 +469,7 @@ impl ByKind for PostgresBackend {
         })
         .collect()
     };
-    let now = self
-      .layout
-      .secs(batch_kinds::earliest(gets.items.iter().map(|g| g.now_ms)));
+    let now = self.layout.secs(gets.earliest_ms);
     let params: &[&(dyn ToSql + Sync)] = &[&gets.sids(), &now];
     let mut rows = self
       .run(sql, params, (NONE, &[Slot::Sid, Slot::Sess, Slot::Other]), read)
@@ -502,12 +489,7 @@ impl ByKind for PostgresBackend {
   async fn set_many(&self, sets: &Group<Set<'_>>) -> Answers {
     let sql = &self.batch_sql().await?.set;
     let values: Vec<JsonText> = sets.items.iter().map(|s| JsonText(s.value)).collect();
-    // Only sets that expire are combined (`combinable`).
-    let secs: Vec<f64> = sets
-      .items
-      .iter()
-      .map(|s| self.layout.secs(s.expires_at_ms.unwrap_or(f64::INFINITY)))
-      .collect();
+    let secs: Vec<f64> = sets.items.iter().map(|s| self.layout.secs(s.expires_at_ms)).collect();
     let params: &[&(dyn ToSql + Sync)] = &[&values, &secs, &sets.sids()];
     self.run(sql, params, (NONE, NONE), nothing).await?;
     batch_kinds::all_done(sets)
@@ -525,9 +507,7 @@ impl ByKind for PostgresBackend {
       .iter()
       .map(|t| crate::clock::iso_from_ms(t.expires_at_ms))
       .collect();
-    let now = self
-      .layout
-      .secs(batch_kinds::earliest(touches.items.iter().map(|t| t.now_ms)));
+    let now = self.layout.secs(touches.earliest_ms);
     let params: &[&(dyn ToSql + Sync)] = &[&touches.sids(), &secs, &iso, &now];
     self.run(sql, params, (NONE, NONE), nothing).await?;
     batch_kinds::all_done(touches)

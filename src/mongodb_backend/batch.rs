@@ -31,10 +31,9 @@ struct Statement {
 impl ByKind for MongoBackend {
   /// The live documents of the gets' sids in one `find`; each get then applies its own clock.
   async fn get_many(&self, gets: &Group<Get<'_>>) -> Answers {
-    let earliest = batch_kinds::earliest(gets.items.iter().map(|g| g.now_ms));
     let collection = self.collection().await?;
     let mut filter = doc! { "_id": { "$in": gets.sids() } };
-    filter.extend(Self::live(earliest));
+    filter.extend(Self::live(gets.earliest_ms));
     let documents: Vec<Document> = collection
       .find(filter)
       .await
@@ -58,7 +57,7 @@ impl ByKind for MongoBackend {
     let mut answers: Vec<BackendResult<Reply>> = Vec::with_capacity(sets.items.len());
     let mut statements = Vec::with_capacity(sets.items.len());
     for (at, set) in sets.items.iter().enumerate() {
-      match self.set_update(set.sid, set.value, set.expires_at_ms, set.now_ms) {
+      match self.set_update(set.sid, set.value, Some(set.expires_at_ms), set.now_ms) {
         Ok(update) => {
           // With stringify: false the session is BSON, up to ~5x its JSON (small numbers).
           let bytes = set.value.len() * if self.options.stringify { 1 } else { 5 } + set.sid.len() + 128;
